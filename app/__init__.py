@@ -1,0 +1,70 @@
+"""FinCRM application factory.
+
+Order matters: settings, database, security and views, API, CLI. Permissions are synced by
+``flask crm init``, never at start-up, so web and worker processes do not race on them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from flask import Flask
+from flask_appbuilder import AppBuilder
+
+from app.extensions import db, migrate
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: object | None = None) -> Flask:
+    import config as settings
+
+    app = Flask(__name__, instance_path=str(settings.INSTANCE_DIR))
+    app.config.from_object(config or settings.config_for_environment())
+    _refuse_unsafe_production_settings(app)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    with app.app_context():
+        db.init_app(app)
+        migrate.init_app(
+            app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"), render_as_batch=True
+        )
+
+        from app.security.manager import CrmSecurityManager
+        from app.security.scoping import install_row_scoping
+
+        install_row_scoping(db)
+        builder = AppBuilder(security_manager_class=CrmSecurityManager, update_perms=False)
+        builder.init_app(app, db.session)
+
+        from app.views import register_views
+
+        register_views(builder)
+        builder.sm.limit_api_login()
+
+        from app.core.errors import register_error_handlers
+
+        register_error_handlers(app)
+
+    from app.core.cli import crm_cli
+
+    app.cli.add_command(crm_cli)
+    return app
+
+
+def _refuse_unsafe_production_settings(app: Flask) -> None:
+    import config as settings
+
+    if app.config.get("CRM_ENV") != "production":
+        return
+    if app.config.get("SECRET_KEY") in (None, "", settings.DEFAULT_SECRET_KEY):
+        raise RuntimeError(
+            "SECRET_KEY is the development default; set a random SECRET_KEY of 32+ bytes "
+            "before running FinCRM in production."
+        )
+    if len(app.config["SECRET_KEY"]) < 32:
+        raise RuntimeError("SECRET_KEY must be at least 32 characters in production.")
+    if os.environ.get("DATABASE_URL") is None:
+        log.warning("production mode without DATABASE_URL: using SQLite under instance/")

@@ -1,0 +1,1 @@
+"""What every desk uses: errors, validators, jobs, the CLI."""

@@ -1,0 +1,108 @@
+"""Demo data for `flask crm seed-demo`: enough to click around every screen."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app.core.types import utcnow
+from app.extensions import db
+from app.leads.models import INTERACTION_KINDS, INVESTMENT_CAPACITY_BANDS, LEAD_SOURCES
+from app.leads.services import add_interaction, create_lead
+from app.org.models import Branch
+from app.org.services import create_staff, prepare_branch
+
+DEMO_PASSWORD = "FinCRM-demo-2026"
+
+BRANCHES = [
+    ("MUM", "Mumbai", "Nariman Point, Mumbai 400021", "Asia/Kolkata"),
+    ("SYD", "Sydney", "1 Martin Place, Sydney NSW 2000", "Australia/Sydney"),
+]
+# username, role, branch code, first name, last name, title
+STAFF = [
+    ("admin", "Admin", "MUM", "Asha", "Rao", "Operations head"),
+    ("manager", "Manager", "MUM", "Vikram", "Mehta", "Branch manager"),
+    ("agent", "Agent", "MUM", "Priya", "Shah", "Relationship agent"),
+    ("agent2", "Agent", "MUM", "Rahul", "Iyer", "Relationship agent"),
+    ("manager.syd", "Manager", "SYD", "Olivia", "Brown", "Branch manager"),
+    ("agent.syd", "Agent", "SYD", "Jack", "Wilson", "Relationship agent"),
+    ("compliance", "Compliance", "MUM", "Meera", "Nair", "Compliance officer"),
+    ("bdm", "LoanOfficer", "SYD", "Liam", "Taylor", "Business development manager"),
+    ("broker", "Broker", "SYD", "Chloe", "Martin", "Mortgage broker"),
+    ("auditor", "Auditor", "MUM", "Kiran", "Das", "Internal auditor"),
+]
+FIRST = ["Aarav", "Diya", "Ishaan", "Anaya", "Kabir", "Saanvi", "Noah", "Mia", "Leo", "Ava"]
+LAST = ["Kapoor", "Gupta", "Singh", "Joshi", "Reddy", "Smith", "Jones", "Nguyen", "Lee", "Khan"]
+COMPANIES = [None, "Acme Exports", "Blue Ocean Traders", "Kaveri Textiles", "Harbour Capital"]
+# Prefix and how many random digits follow it, per branch.
+PHONE_PLAN = {"MUM": ("+91 98", 8), "SYD": ("+61 412 ", 6)}
+
+
+def seed_demo(lead_count: int = 60, seed: int = 7) -> dict | None:
+    """Add the demo records (caller commits); None if they are already there."""
+    from flask_appbuilder.security.sqla.models import User
+
+    if db.session.scalar(select(User.id).where(User.username == "admin")) is not None:
+        return None
+    rng = random.Random(seed)
+    branches: dict[str, Branch] = {}
+    for code, name, address, tz in BRANCHES:
+        branch = prepare_branch(Branch(code=code, name=name, address=address, timezone=tz))
+        db.session.add(branch)
+        branches[code] = branch
+    db.session.flush()
+
+    profiles = {}
+    for username, role, code, first, last, title in STAFF:
+        manager = profiles.get("manager" if code == "MUM" else "manager.syd")
+        profiles[username] = create_staff(
+            username,
+            DEMO_PASSWORD,
+            [role],
+            branches[code],
+            first,
+            last,
+            f"{username}@fincrm.example",
+            title=title,
+            manager_id=manager.user_id if manager and role == "Agent" else None,
+        )
+
+    agents = [p for u, p in profiles.items() if u.startswith("agent")]
+    now = utcnow()
+    for i in range(lead_count):
+        agent = agents[i % len(agents)]
+        code = agent.branch.code
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        prefix, width = PHONE_PLAN[code]
+        phone = f"{prefix}{rng.randrange(10 ** (width - 1), 10**width)}"
+        status = rng.choice(["new", "new", "contacted", "qualified"])
+        lead = create_lead(
+            first_name=first,
+            last_name=last,
+            email=f"{first}.{last}.{i}@example.com".lower(),
+            phone=phone,
+            company=rng.choice(COMPANIES),
+            source=rng.choice(LEAD_SOURCES),
+            status=status,
+            investment_capacity=rng.choice(INVESTMENT_CAPACITY_BANDS),
+            assigned_agent_id=agent.user_id,
+            branch_id=agent.branch_id,
+            next_follow_up_at=now + timedelta(days=rng.randint(-3, 14)),
+        )
+        for _ in range(rng.randint(0, 3)):
+            add_interaction(
+                lead,
+                kind=rng.choice(INTERACTION_KINDS),
+                occurred_at=now - timedelta(days=rng.randint(0, 30), hours=rng.randint(0, 12)),
+                outcome=rng.choice(["reached", "voicemail", "interested", "call back later"]),
+                body="Demo interaction.",
+                author=agent.user,
+            )
+    db.session.flush()
+    return {
+        "branches": len(branches),
+        "leads": lead_count,
+        "logins": [(username, role) for username, role, *_ in STAFF],
+    }

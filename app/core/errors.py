@@ -1,0 +1,69 @@
+"""Domain errors: raised by services, turned into 4xx answers by screens and the API."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template_string, request
+
+
+class DomainError(Exception):
+    """A business rule refused the request; ``field`` names the input at fault, if any."""
+
+    status = 422
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        if self.field:
+            return f"{self.field.replace('_', ' ').capitalize()}: {self.message}"
+        return self.message
+
+    def as_json(self) -> dict:
+        if self.field:
+            return {"message": {self.field: [self.message]}}
+        return {"message": self.message}
+
+
+class FieldError(DomainError):
+    """One input is invalid (bad email, malformed phone, too long, ...)."""
+
+
+class ConflictError(DomainError):
+    """The change clashes with existing data (duplicate, already converted, ...)."""
+
+    status = 409
+
+
+class PermissionDenied(DomainError):
+    status = 403
+
+
+class ScopeViolation(PermissionDenied):
+    """A write would put a row outside the actor's own scope."""
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+_ERROR_PAGE = """{% extends appbuilder.base_template %}{% block content %}
+<div class="alert alert-danger" role="alert"><strong>{{ status }}</strong> {{ message }}</div>
+{% endblock %}"""
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def _domain_error(error: DomainError):
+        if request.path.startswith("/api/"):
+            return jsonify(error.as_json()), error.status
+        return (
+            render_template_string(
+                _ERROR_PAGE,
+                appbuilder=app.appbuilder,
+                status=error.status,
+                message=error.message,
+            ),
+            error.status,
+        )

@@ -1,0 +1,21 @@
+"""Extension singletons shared by the app factory, the worker and the tests.
+
+The database and migration objects are process-wide; the AppBuilder is made per app (see
+``create_app``) because it keeps the list of registered views, and tests build more than one app.
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_appbuilder import AppBuilder, Model
+from flask_appbuilder.models.sqla.base import SQLA
+from flask_migrate import Migrate
+
+# One metadata for FAB's ab_* tables and ours, so Alembic sees the whole schema.
+db = SQLA(model_class=Model)
+migrate = Migrate()
+
+
+def appbuilder() -> AppBuilder:
+    """The AppBuilder of the current app."""
+    return current_app.appbuilder

@@ -1,0 +1,1 @@
+"""Leads and their interactions."""

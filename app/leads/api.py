@@ -1,0 +1,53 @@
+"""REST API for leads and interactions under /api/v1/, scoped like the screens."""
+
+from __future__ import annotations
+
+from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
+from app.leads import services
+from app.leads.models import Interaction, Lead
+
+LEAD_FIELDS = [
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company",
+    "source",
+    "status",
+    "lost_reason",
+    "investment_capacity",
+    "assigned_agent_id",
+    "branch_id",
+    "notes",
+    "next_follow_up_at",
+]
+
+
+class LeadApi(ServiceModelRestApi):
+    resource_name = "lead"
+    datamodel = CrmSQLAInterface(Lead)
+    class_permission_name = "Lead"
+    prepare = staticmethod(services.prepare_lead)
+    allow_browser_login = True
+
+    list_columns = ["id", *LEAD_FIELDS, "score", "created_at"]
+    show_columns = ["id", *LEAD_FIELDS, "score", "score_breakdown", "converted_client_id", "created_at", "updated_at"]
+    add_columns = [f for f in LEAD_FIELDS if f != "lost_reason"]
+    edit_columns = LEAD_FIELDS
+    search_columns = ["first_name", "last_name", "email", "phone", "status", "source", "assigned_agent_id", "branch_id"]
+    order_columns = ["id", "first_name", "last_name", "status", "score", "created_at", "next_follow_up_at"]
+
+
+class InteractionApi(ServiceModelRestApi):
+    resource_name = "interaction"
+    datamodel = CrmSQLAInterface(Interaction)
+    class_permission_name = "Interaction"
+    prepare = staticmethod(services.prepare_interaction)
+    allow_browser_login = True
+
+    list_columns = ["id", "lead_id", "kind", "occurred_at", "outcome", "body", "author_id"]
+    show_columns = list_columns
+    add_columns = ["lead_id", "kind", "occurred_at", "outcome", "body"]
+    edit_columns = ["kind", "occurred_at", "outcome", "body"]
+    search_columns = ["lead_id", "kind", "author_id"]
+    order_columns = ["id", "occurred_at"]

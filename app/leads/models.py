@@ -1,0 +1,125 @@
+"""Lead and Interaction (DOMAIN section 2)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_appbuilder import Model
+from flask_appbuilder.security.sqla.models import User
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, exists, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.core.types import UTCDateTime, utcnow
+from app.org.models import Branch
+from app.security.scoping import scoped
+
+LEAD_SOURCES = ("web_form", "manual", "import", "referral", "campaign", "api")
+LEAD_STATUSES = ("new", "contacted", "qualified", "converted", "lost")
+OPEN_LEAD_STATUSES = ("new", "contacted", "qualified")
+# Investable assets band -> the client segment it implies later on conversion.
+INVESTMENT_CAPACITY_BANDS = ("under_100k", "100k_1m", "1m_10m", "over_10m")
+INTERACTION_KINDS = ("call", "email", "meeting", "note")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+@scoped
+class Lead(Model):
+    __tablename__ = "lead"
+    __table_args__ = (
+        CheckConstraint(_one_of("source", LEAD_SOURCES), name="ck_lead_source"),
+        CheckConstraint(_one_of("status", LEAD_STATUSES), name="ck_lead_status"),
+        CheckConstraint("score BETWEEN 0 AND 100", name="ck_lead_score_range"),
+        CheckConstraint(
+            "investment_capacity IS NULL OR " + _one_of("investment_capacity", INVESTMENT_CAPACITY_BANDS),
+            name="ck_lead_investment_capacity",
+        ),
+        CheckConstraint("status <> 'lost' OR lost_reason IS NOT NULL", name="ck_lead_lost_reason"),
+        Index("ix_lead_agent_status", "assigned_agent_id", "status"),
+        Index("ix_lead_branch_status", "branch_id", "status"),
+        Index("ix_lead_email", "email"),
+        Index("ix_lead_phone", "phone"),
+        Index("ix_lead_score", "score"),
+        Index("ix_lead_created_at", "created_at"),
+        Index("ix_lead_next_follow_up_at", "next_follow_up_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    company: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(20), default="manual")
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    lost_reason: Mapped[str | None] = mapped_column(String(500))
+    score: Mapped[int] = mapped_column(Integer, default=0)
+    score_breakdown: Mapped[str | None] = mapped_column(Text)
+    investment_capacity: Mapped[str | None] = mapped_column(String(20))
+    assigned_agent_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branch.id"))
+    notes: Mapped[str | None] = mapped_column(Text)
+    next_follow_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set on conversion; the foreign key to client arrives with the clients desk.
+    converted_client_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    assigned_agent: Mapped[User | None] = relationship(User, foreign_keys=[assigned_agent_id])
+    branch: Mapped[Branch] = relationship(Branch)
+    interactions: Mapped[list["Interaction"]] = relationship(
+        back_populates="lead", order_by="Interaction.occurred_at.desc()"
+    )
+
+    __scope__ = {
+        "branch": lambda actor: Lead.branch_id == actor.branch_id,
+        "own": lambda actor: Lead.assigned_agent_id == actor.user_id,
+    }
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    def __repr__(self) -> str:
+        return self.full_name
+
+
+@scoped
+class Interaction(Model):
+    """A call, e-mail, meeting or note with a lead: when, what came of it, who."""
+
+    __tablename__ = "interaction"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", INTERACTION_KINDS), name="ck_interaction_kind"),
+        Index("ix_interaction_lead_occurred", "lead_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    outcome: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str | None] = mapped_column(Text)
+    author_id: Mapped[int] = mapped_column(ForeignKey("ab_user.id"), index=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("lead.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    author: Mapped[User] = relationship(User)
+    lead: Mapped[Lead] = relationship(back_populates="interactions")
+
+    # An interaction is visible where its lead is.
+    __scope__ = {
+        "branch": lambda actor: exists(
+            select(Lead.id).where(Lead.id == Interaction.lead_id, Lead.branch_id == actor.branch_id)
+        ),
+        "own": lambda actor: exists(
+            select(Lead.id).where(
+                Lead.id == Interaction.lead_id, Lead.assigned_agent_id == actor.user_id
+            )
+        ),
+    }
+
+    def __repr__(self) -> str:
+        return f"{self.kind} {self.occurred_at:%Y-%m-%d %H:%M}"

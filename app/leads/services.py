@@ -1,0 +1,181 @@
+"""The rules of leads and interactions. Screens and the API call these; they never commit.
+
+``prepare_lead`` cleans and checks a lead before it is saved (new or edited): text hygiene,
+normalised e-mail and E.164 phone, choices, the status workflow, and who it is assigned to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask_appbuilder.security.sqla.models import User
+from sqlalchemy import inspect, select
+
+from app.core.errors import FieldError, PermissionDenied
+from app.core.types import utcnow
+from app.core.validators import clean_text, normalise_email, normalise_phone
+from app.extensions import db
+from app.leads.models import (
+    INTERACTION_KINDS,
+    INVESTMENT_CAPACITY_BANDS,
+    LEAD_SOURCES,
+    LEAD_STATUSES,
+    Interaction,
+    Lead,
+)
+from app.org.models import Branch, StaffProfile
+from app.security.scoping import UNSCOPED, Actor, current_actor
+
+# status -> statuses an edit may move it to. `converted` is reached only by conversion.
+LEAD_TRANSITIONS: dict[str, frozenset[str]] = {
+    "new": frozenset({"new", "contacted", "qualified", "lost"}),
+    "contacted": frozenset({"contacted", "qualified", "lost"}),
+    "qualified": frozenset({"qualified", "contacted", "lost"}),
+    "lost": frozenset({"lost"}),
+    "converted": frozenset({"converted"}),
+}
+
+LEAD_TEXT_LIMITS = {
+    "first_name": (100, True),
+    "last_name": (100, True),
+    "company": (200, False),
+    "lost_reason": (500, False),
+    "notes": (10_000, False),
+}
+
+
+def phone_region() -> str:
+    return current_app.config["CRM_DEFAULT_PHONE_REGION"]
+
+
+def check_lead_email(value: Any) -> str | None:
+    return normalise_email(value, "email")
+
+
+def check_lead_phone(value: Any) -> str | None:
+    return normalise_phone(value, phone_region(), "phone")
+
+
+def _check_choice(value: Any, choices: tuple[str, ...], field: str, required: bool) -> str | None:
+    if value in (None, ""):
+        if required:
+            raise FieldError("is required.", field)
+        return None
+    if value not in choices:
+        raise FieldError(f"must be one of: {', '.join(choices)}.", field)
+    return value
+
+
+def _previous_value(obj: object, attribute: str) -> Any:
+    history = inspect(obj).attrs[attribute].history
+    if history.deleted:
+        return history.deleted[0]
+    return getattr(obj, attribute) if inspect(obj).persistent else None
+
+
+def prepare_lead(lead: Lead, actor: Actor | None = None) -> Lead:
+    """Clean and check ``lead`` in place before it is added or updated; raise FieldError."""
+    actor = actor if actor is not None else current_actor()
+    for field, (limit, required) in LEAD_TEXT_LIMITS.items():
+        setattr(lead, field, clean_text(getattr(lead, field), field, limit, required))
+    lead.email = check_lead_email(lead.email)
+    lead.phone = check_lead_phone(lead.phone)
+    if not lead.email and not lead.phone:
+        raise FieldError("a lead needs an e-mail address or a phone number.", "email")
+    lead.source = _check_choice(lead.source or "manual", LEAD_SOURCES, "source", True)
+    lead.investment_capacity = _check_choice(
+        lead.investment_capacity, INVESTMENT_CAPACITY_BANDS, "investment_capacity", False
+    )
+    _check_status_change(lead)
+    _assign(lead, actor)
+    return lead
+
+
+def _check_status_change(lead: Lead) -> None:
+    new_status = _check_choice(lead.status or "new", LEAD_STATUSES, "status", True)
+    old_status = _previous_value(lead, "status") if inspect(lead).persistent else None
+    if old_status is None:
+        if new_status not in ("new", "contacted", "qualified"):
+            raise FieldError("a new lead starts as new, contacted or qualified.", "status")
+    elif new_status not in LEAD_TRANSITIONS[old_status]:
+        if new_status == "converted":
+            raise FieldError("use the conversion action to convert a lead.", "status")
+        raise FieldError(f"cannot move a {old_status} lead to {new_status}.", "status")
+    if new_status == "lost" and not lead.lost_reason:
+        raise FieldError("a lost lead needs a reason.", "lost_reason")
+    lead.status = new_status
+
+
+def _assign(lead: Lead, actor: Actor | None) -> None:
+    """Agents own what they create; managers assign within their branch."""
+    # Screens set the relationships, the API may set either: work on ids, then set both.
+    if lead.assigned_agent is not None:
+        lead.assigned_agent_id = lead.assigned_agent.id
+    if lead.branch is not None:
+        lead.branch_id = lead.branch.id
+    if actor is not None and actor.user_id is not None and not actor.sees_everything:
+        if "Manager" in actor.roles:
+            if lead.branch_id not in (None, actor.branch_id):
+                raise PermissionDenied("a manager assigns leads within their branch.", "branch")
+        elif lead.assigned_agent_id not in (None, actor.user_id):
+            raise PermissionDenied(
+                "only a manager can assign a lead to someone else.", "assigned_agent"
+            )
+        else:
+            lead.assigned_agent_id = actor.user_id
+        lead.branch_id = actor.branch_id
+    if lead.assigned_agent_id is not None:
+        agent_branch = db.session.execute(
+            select(StaffProfile.branch_id).where(StaffProfile.user_id == lead.assigned_agent_id),
+            execution_options=UNSCOPED,
+        ).scalar_one_or_none()
+        if agent_branch is None:
+            raise FieldError("the assigned agent has no staff profile.", "assigned_agent")
+        if lead.branch_id is None:
+            lead.branch_id = agent_branch
+        elif agent_branch != lead.branch_id:
+            raise FieldError("the assigned agent works in another branch.", "assigned_agent")
+    if lead.branch_id is None:
+        raise FieldError("a lead belongs to a branch.", "branch")
+    lead.branch = db.session.get(Branch, lead.branch_id)
+    if lead.branch is None:
+        raise FieldError("no such branch.", "branch")
+    lead.assigned_agent = (
+        db.session.get(User, lead.assigned_agent_id) if lead.assigned_agent_id else None
+    )
+
+
+def prepare_interaction(interaction: Interaction, actor: Actor | None = None) -> Interaction:
+    """Clean and check an interaction; the author is the signed-in user."""
+    actor = actor if actor is not None else current_actor()
+    interaction.kind = _check_choice(interaction.kind, INTERACTION_KINDS, "kind", True)
+    interaction.outcome = clean_text(interaction.outcome, "outcome", 200)
+    interaction.body = clean_text(interaction.body, "body", 10_000)
+    if interaction.lead is None and interaction.lead_id is not None:
+        # Scoped look-up: a lead outside the actor's rows is "not found".
+        interaction.lead = db.session.scalar(select(Lead).where(Lead.id == interaction.lead_id))
+    if interaction.lead is None:
+        raise FieldError("no such lead (or it is not one of yours).", "lead")
+    if actor is not None and actor.user_id is not None:
+        interaction.author = db.session.get(User, actor.user_id)
+    if interaction.author is None:
+        raise FieldError("an interaction needs an author.", "author")
+    if interaction.occurred_at is None:
+        interaction.occurred_at = utcnow()
+    return interaction
+
+
+def create_lead(actor: Actor | None = None, **fields: Any) -> Lead:
+    """Make, check and add a lead to the session (the caller commits)."""
+    lead = Lead(**fields)
+    prepare_lead(lead, actor)
+    db.session.add(lead)
+    return lead
+
+
+def add_interaction(lead: Lead, actor: Actor | None = None, **fields: Any) -> Interaction:
+    interaction = Interaction(lead=lead, **fields)
+    prepare_interaction(interaction, actor)
+    db.session.add(interaction)
+    return interaction

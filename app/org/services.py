@@ -1,0 +1,82 @@
+"""Rules for branches and staff profiles."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import current_app
+
+from app.core.errors import FieldError
+from app.core.validators import clean_text, normalise_phone
+from app.org.models import Branch, StaffProfile
+
+
+def check_timezone(value: object) -> str:
+    name = clean_text(value, "timezone", 64, required=True)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise FieldError(f"{name!r} is not a known time zone (e.g. Asia/Kolkata).", "timezone") from exc
+    return name
+
+
+def prepare_branch(branch: Branch) -> Branch:
+    branch.name = clean_text(branch.name, "name", 100, required=True)
+    code = clean_text(branch.code, "code", 20, required=True)
+    if not code.replace("-", "").isalnum():
+        raise FieldError("uses letters, digits and dashes only.", "code")
+    branch.code = code.upper()
+    branch.address = clean_text(branch.address, "address", 1000)
+    branch.timezone = check_timezone(branch.timezone or "UTC")
+    return branch
+
+
+def prepare_staff_profile(profile: StaffProfile) -> StaffProfile:
+    profile.title = clean_text(profile.title, "title", 100)
+    profile.phone = normalise_phone(
+        profile.phone, current_app.config["CRM_DEFAULT_PHONE_REGION"], "phone"
+    )
+    if profile.user is None and profile.user_id is None:
+        raise FieldError("is required.", "user")
+    if profile.branch is None and profile.branch_id is None:
+        raise FieldError("is required.", "branch")
+    manager_id = profile.manager.id if profile.manager is not None else profile.manager_id
+    user_id = profile.user.id if profile.user is not None else profile.user_id
+    if manager_id is not None and manager_id == user_id:
+        raise FieldError("a member of staff cannot be their own manager.", "manager")
+    return profile
+
+
+def create_staff(
+    username: str,
+    password: str,
+    roles: list[str],
+    branch: Branch,
+    first_name: str,
+    last_name: str,
+    email: str,
+    title: str | None = None,
+    phone: str | None = None,
+    manager_id: int | None = None,
+) -> StaffProfile:
+    """A FAB user with the given roles plus their staff profile (the caller commits)."""
+    from app.extensions import appbuilder, db
+
+    sm = appbuilder().sm
+    role_rows = []
+    for name in roles:
+        role = sm.find_role(name)
+        if role is None:
+            raise FieldError(f"unknown role {name!r}; run `flask crm init` first.", "roles")
+        role_rows.append(role)
+    user = sm.add_user(
+        username, first_name, last_name, email, role_rows, password=password, commit=False
+    )
+    if not user:
+        raise FieldError(f"could not create user {username!r} (taken?).", "username")
+    db.session.flush()
+    profile = StaffProfile(user=user, branch=branch, title=title, phone=phone, manager_id=manager_id)
+    prepare_staff_profile(profile)
+    db.session.add(profile)
+    db.session.flush()
+    return profile

@@ -1,0 +1,1 @@
+"""Roles as data, the security manager and row scoping."""

@@ -1,0 +1,191 @@
+"""Every role of FinCRM and what it may do, declared as data.
+
+``flask crm init`` turns this module into FAB permissions (see ``app.security.sync``); the
+role x endpoint matrix test reads it to decide what each role must be allowed and refused.
+
+A *resource* is the ``class_permission_name`` shared by a screen and its API. Each resource has
+three actions: ``read`` (list, show, API get, info), ``write`` (add, edit, actions, API post/put)
+and ``delete``. A role's *scope* says which rows of a scoped resource it sees (see
+``app.security.scoping``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+READ, WRITE, DELETE = "read", "write", "delete"
+R = frozenset({READ})
+RW = frozenset({READ, WRITE})
+RWD = frozenset({READ, WRITE, DELETE})
+
+# Scope kinds; a scoped model says what each kind means for its rows.
+SCOPE_ALL = "all"
+SCOPE_BRANCH = "branch"
+SCOPE_OWN = "own"
+SCOPE_BDM = "bdm"
+SCOPE_BROKER = "broker"
+
+# Screen and API method -> action. Both share the resource name, so one grant covers both.
+VIEW_METHOD_ACTIONS = {
+    "list": READ,
+    "show": READ,
+    "download": READ,
+    "add": WRITE,
+    "edit": WRITE,
+    "action": WRITE,
+    "action_post": WRITE,
+    "delete": DELETE,
+}
+API_METHOD_ACTIONS = {
+    "get_list": READ,
+    "get": READ,
+    "info": READ,
+    "post": WRITE,
+    "put": WRITE,
+    "delete": DELETE,
+}
+
+# The business resources registered so far, each with the menu entries that lead to it.
+RESOURCES: dict[str, tuple[str, ...]] = {
+    "Branch": ("Branches",),
+    "Staff": ("Staff",),
+    "Lead": ("Leads",),
+    "Interaction": ("Interactions",),
+}
+# Menu categories: shown when the role can open any entry inside.
+MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "Organisation": ("Branches", "Staff"),
+    "Sales": ("Leads", "Interactions"),
+}
+
+# FAB's own screens. Self-service ones every signed-in role gets; the rest are Admin's alone.
+SELF_SERVICE_PERMISSIONS = frozenset(
+    {
+        ("can_userinfo", "UserDBModelView"),
+        ("can_this_form_get", "ResetMyPasswordView"),
+        ("can_this_form_post", "ResetMyPasswordView"),
+        ("can_this_form_get", "UserInfoEditView"),
+        ("can_this_form_post", "UserInfoEditView"),
+        ("resetmypassword", "UserDBModelView"),
+        ("userinfoedit", "UserDBModelView"),
+    }
+)
+ADMIN_ONLY_VIEWS = frozenset(
+    {
+        "UserDBModelView",
+        "RoleModelView",
+        "PermissionViewMenuModelView",
+        "PermissionModelView",
+        "PermissionViewModelView",
+        "UserGroupModelView",
+        "ViewMenuModelView",
+        "UserStatsChartView",
+        "RegisterUserModelView",
+        "ResetPasswordView",
+        "Security",
+        "SecurityApi",
+        "User",
+        "Role",
+        "Permission",
+        "ViewMenu",
+        "PermissionViewMenu",
+        "Group",
+        "GroupModelView",
+        "ApiKey",
+        "ApiKeyModelView",
+        "ApiKeyApi",
+        "MenuApi",
+        "OpenApi",
+        "SwaggerView",
+    }
+)
+ADMIN_ONLY_MENUS = frozenset(
+    {
+        "Security",
+        "List Users",
+        "List Roles",
+        "List Groups",
+        "User's Statistics",
+        "Base Permissions",
+        "Views/Menus",
+        "Permission on Views/Menus",
+        "API Keys",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    name: str
+    scope: str
+    grants: dict[str, frozenset[str]] = field(default_factory=dict)
+    description: str = ""
+
+
+ROLES: dict[str, RoleSpec] = {
+    spec.name: spec
+    for spec in (
+        RoleSpec(
+            "Admin",
+            SCOPE_ALL,
+            {resource: RWD for resource in RESOURCES},
+            "Everything, including users, roles, settings and the audit log.",
+        ),
+        RoleSpec(
+            "Manager",
+            SCOPE_BRANCH,
+            {"Branch": R, "Staff": R, "Lead": RWD, "Interaction": RWD},
+            "Everything in their branch; reassigns work; dashboards and exports.",
+        ),
+        RoleSpec(
+            "Agent",
+            SCOPE_OWN,
+            {"Branch": R, "Lead": RW, "Interaction": RW},
+            "Leads, clients, tasks and interactions assigned to them; no approvals.",
+        ),
+        RoleSpec(
+            "Compliance",
+            SCOPE_ALL,
+            {"Branch": R},
+            "KYC review and approval, documents, compliance dashboard, audit log (read).",
+        ),
+        RoleSpec(
+            "LoanOfficer",
+            SCOPE_BDM,
+            {"Branch": R},
+            "Loan applications where they are the BDM, their brokers, notes, fees, repayments.",
+        ),
+        RoleSpec(
+            "Broker",
+            SCOPE_BROKER,
+            {},
+            "Only the loan applications they introduced.",
+        ),
+        RoleSpec(
+            "Auditor",
+            SCOPE_ALL,
+            {resource: R for resource in RESOURCES},
+            "Read-only on everything, including the audit log.",
+        ),
+    )
+}
+
+ADMIN_ROLE = "Admin"
+
+
+def allowed(role: str, resource: str, action: str) -> bool:
+    """Whether ``role`` may perform ``action`` on ``resource`` according to this module."""
+    return action in ROLES[role].grants.get(resource, frozenset())
+
+
+def menus_for(role: str) -> set[str]:
+    """Menu entries and categories a role sees: those leading to a resource it can read."""
+    spec = ROLES[role]
+    entries = {
+        menu
+        for resource, menus in RESOURCES.items()
+        if READ in spec.grants.get(resource, frozenset())
+        for menu in menus
+    }
+    categories = {name for name, items in MENU_CATEGORIES.items() if entries.intersection(items)}
+    return entries | categories

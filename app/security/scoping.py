@@ -1,0 +1,144 @@
+"""Row scoping, enforced once in the data layer.
+
+Every ORM ``SELECT`` issued while a user is signed in gets ``with_loader_criteria`` for each
+scoped model, built from the user's roles (``app.security.roles``) and the model's
+``__scope__`` rules. Screens, the REST API, services and relationship loads all go through it,
+so another agent's lead is simply not found (404), whatever path asks for it.
+
+Writes are checked the same way: after a flush, every new or changed scoped row must still be
+visible to the actor, or the flush fails with ``ScopeViolation`` and nothing is written.
+
+Outside a request (CLI, worker jobs) there is no actor and no restriction. Code that must see
+beyond the actor's rows on purpose (duplicate checks across branches, the public web form) passes
+``execution_options(crm_unscoped=True)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from flask import g, has_request_context
+from flask_login import current_user
+from sqlalchemy import ColumnElement, event, false, or_, select
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from app.core.errors import ScopeViolation
+from app.security.roles import ROLES, SCOPE_ALL
+
+UNSCOPED = {"crm_unscoped": True}
+
+ScopeRule = Callable[["Actor"], ColumnElement[bool]]
+_SCOPED_MODELS: dict[type, dict[str, ScopeRule]] = {}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is asking, as far as row scoping cares."""
+
+    user_id: int | None
+    roles: frozenset[str]
+    branch_id: int | None
+
+    @property
+    def sees_everything(self) -> bool:
+        return any(ROLES[r].scope == SCOPE_ALL for r in self.roles if r in ROLES)
+
+    @property
+    def scopes(self) -> set[str]:
+        return {ROLES[r].scope for r in self.roles if r in ROLES}
+
+
+def scoped(model: type) -> type:
+    """Class decorator: register ``model.__scope__`` (scope kind -> criteria builder)."""
+    _SCOPED_MODELS[model] = dict(model.__scope__)
+    return model
+
+
+def scoped_models() -> dict[type, dict[str, ScopeRule]]:
+    return dict(_SCOPED_MODELS)
+
+
+def criteria_for(model: type, actor: Actor) -> ColumnElement[bool] | None:
+    """The WHERE clause limiting ``model`` to ``actor``'s rows, or None for no limit."""
+    if actor.sees_everything:
+        return None
+    rules = _SCOPED_MODELS[model]
+    clauses = [rules[kind](actor) for kind in sorted(actor.scopes) if kind in rules]
+    if not clauses:
+        return false()
+    return clauses[0] if len(clauses) == 1 else or_(*clauses)
+
+
+def current_actor() -> Actor | None:
+    """The signed-in user (session or JWT) of this request; None outside a request."""
+    if not has_request_context():
+        return None
+    cached = g.get("_crm_actor")
+    if cached is not None:
+        return cached
+    user = current_user if current_user.is_authenticated else g.get("user")
+    if user is None or not getattr(user, "is_authenticated", False):
+        actor = Actor(user_id=None, roles=frozenset(), branch_id=None)
+    else:
+        actor = Actor(
+            user_id=user.id,
+            roles=frozenset(role.name for role in user.roles),
+            branch_id=_branch_of(user.id),
+        )
+        g._crm_actor = actor
+    return actor
+
+
+def _branch_of(user_id: int) -> int | None:
+    from app.extensions import db
+    from app.org.models import StaffProfile
+
+    return db.session.execute(
+        select(StaffProfile.branch_id).where(StaffProfile.user_id == user_id),
+        execution_options=UNSCOPED,
+    ).scalar_one_or_none()
+
+
+def _add_scope_criteria(state: ORMExecuteState) -> None:
+    if not state.is_select or state.execution_options.get("crm_unscoped"):
+        return
+    actor = current_actor()
+    if actor is None:
+        return
+    for model in _SCOPED_MODELS:
+        criteria = criteria_for(model, actor)
+        if criteria is not None:
+            state.statement = state.statement.options(
+                with_loader_criteria(model, criteria, include_aliases=True)
+            )
+
+
+def _check_written_rows_visible(session: Session, flush_context: object) -> None:
+    actor = current_actor()
+    if actor is None or actor.sees_everything:
+        return
+    written: dict[type, set[int]] = {}
+    for obj in list(session.new) + list(session.dirty):
+        model = type(obj)
+        if model in _SCOPED_MODELS and getattr(obj, "id", None) is not None:
+            written.setdefault(model, set()).add(obj.id)
+    for model, ids in written.items():
+        visible = set(session.scalars(select(model.id).where(model.id.in_(ids))))
+        if ids - visible:
+            raise ScopeViolation(
+                f"You cannot save this {model.__name__.lower()} outside your own records."
+            )
+
+
+_installed = False
+
+
+def install_row_scoping(db: object) -> None:
+    """Hook scoping into every ORM session (once per process)."""
+    global _installed
+    if _installed:
+        return
+    event.listen(Session, "do_orm_execute", _add_scope_criteria)
+    event.listen(Session, "after_flush", _check_written_rows_visible)
+    _installed = True

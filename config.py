@@ -1,0 +1,129 @@
+"""FinCRM settings: one place, environment overrides, safe defaults for the embedded mode.
+
+Every setting is read from the environment with a default that runs the app on SQLite with no
+Redis. Production (``FLASK_ENV=production`` or ``CRM_ENV=production``) refuses the default key.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("CRM_INSTANCE_DIR", BASE_DIR / "instance"))
+
+DEFAULT_SECRET_KEY = "fincrm-development-key-change-me-0123456789abcdef"
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_list(name: str, default: str = "") -> list[str]:
+    return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
+
+
+def database_url(raw: str) -> str:
+    """Accept the usual ``postgres://`` / ``postgresql://`` forms; the driver is psycopg2."""
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg2://" + raw[len(prefix) :]
+    return raw
+
+
+class Config:
+    """Defaults for every environment; subclasses change only what differs."""
+
+    CRM_ENV = os.environ.get("CRM_ENV", os.environ.get("FLASK_ENV", "development"))
+    SECRET_KEY = os.environ.get("SECRET_KEY", DEFAULT_SECRET_KEY)
+
+    # Database: SQLite under instance/ unless DATABASE_URL says otherwise.
+    SQLALCHEMY_DATABASE_URI = database_url(
+        os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'fincrm.db'}")
+    )
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+    # Queue: no REDIS_URL means jobs run inline in the process that enqueues them.
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    RQ_QUEUES = ["notifications", "reports", "default"]
+
+    # Flask-AppBuilder
+    APP_NAME = "FinCRM"
+    APP_THEME = ""
+    FAB_CREATE_DB = False  # Alembic owns the schema.
+    FAB_UPDATE_PERMS = False  # `flask crm init` syncs permissions, once.
+    FAB_ADD_SECURITY_API = True
+    FAB_API_SWAGGER_UI = True
+    FAB_API_MAX_PAGE_SIZE = 100
+    FAB_SAFE_REDIRECT_HOSTS = _env_list("CRM_SAFE_REDIRECT_HOSTS", "localhost,127.0.0.1")
+    AUTH_TYPE = 1  # AUTH_DB
+    AUTH_ROLE_ADMIN = "Admin"
+    AUTH_ROLE_PUBLIC = "Public"
+    AUTH_USER_REGISTRATION = False
+    FAB_PASSWORD_COMPLEXITY_ENABLED = True
+    FAB_PASSWORD_COMPLEXITY_VALIDATOR = "app.security.passwords.validate_password_complexity"
+
+    # Login throttling (FAB's form login and, through app.security, the API login).
+    RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
+    AUTH_RATE_LIMITED = True
+    AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per minute")
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+
+    # Forms and sessions
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = 3600 * 8
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=8)
+    MAX_CONTENT_LENGTH = int(os.environ.get("CRM_MAX_CONTENT_LENGTH", 25 * 1024 * 1024))
+
+    # Business defaults
+    CRM_DEFAULT_PHONE_REGION = os.environ.get("CRM_DEFAULT_PHONE_REGION", "IN")
+    CRM_DEFAULT_TIMEZONE = os.environ.get("CRM_DEFAULT_TIMEZONE", "Asia/Kolkata")
+
+    # Storage (documents, exports)
+    STORAGE_BACKEND = os.environ.get("STORAGE_BACKEND", "local")
+    STORAGE_LOCAL_ROOT = os.environ.get("STORAGE_LOCAL_ROOT", str(INSTANCE_DIR / "files"))
+    S3_BUCKET = os.environ.get("S3_BUCKET", "fincrm")
+    S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL") or None
+
+    # Mail
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "localhost")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "fincrm@localhost")
+
+    # Encryption keys for PII columns (comma separated, newest first).
+    CRM_ENCRYPTION_KEYS = _env_list("CRM_ENCRYPTION_KEYS")
+
+    @property
+    def is_production(self) -> bool:
+        return self.CRM_ENV == "production"
+
+
+class ProductionConfig(Config):
+    CRM_ENV = "production"
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    PREFERRED_URL_SCHEME = "https"
+
+
+class TestConfig(Config):
+    CRM_ENV = "test"
+    TESTING = True
+    SECRET_KEY = "fincrm-test-key-0123456789abcdef0123456789abcdef"
+    WTF_CSRF_ENABLED = False
+    RATELIMIT_ENABLED = False
+    REDIS_URL = None
+    SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("TEST_DATABASE_URL", "sqlite://"))
+
+
+def config_for_environment() -> type[Config]:
+    env = os.environ.get("CRM_ENV", os.environ.get("FLASK_ENV", "development"))
+    return ProductionConfig if env == "production" else Config
