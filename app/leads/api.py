@@ -37,6 +37,11 @@ class LeadApi(ServiceModelRestApi):
     search_columns = ["first_name", "last_name", "email", "phone", "status", "source", "assigned_agent_id", "branch_id"]
     order_columns = ["id", "first_name", "last_name", "status", "score", "created_at", "next_follow_up_at"]
 
+    def pre_add(self, item: Lead) -> None:
+        """A lead created through the API is an `api` lead unless the caller says otherwise."""
+        item.source = item.source or "api"
+        super().pre_add(item)
+
 
 class InteractionApi(ServiceModelRestApi):
     resource_name = "interaction"

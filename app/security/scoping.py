@@ -77,6 +77,16 @@ def current_actor() -> Actor | None:
     cached = g.get("_crm_actor")
     if cached is not None:
         return cached
+    if g.get("_crm_resolving_actor"):
+        return None  # the user's own row is being loaded
+    g._crm_resolving_actor = True
+    try:
+        return _resolve_actor()
+    finally:
+        g._crm_resolving_actor = False
+
+
+def _resolve_actor() -> Actor:
     user = current_user if current_user.is_authenticated else g.get("user")
     if user is None or not getattr(user, "is_authenticated", False):
         actor = Actor(user_id=None, roles=frozenset(), branch_id=None)
