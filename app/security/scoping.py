@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from flask import g, has_request_context
+from flask import g, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import ColumnElement, event, false, or_, select
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
@@ -74,16 +74,21 @@ def current_actor() -> Actor | None:
     """The signed-in user (session or JWT) of this request; None outside a request."""
     if not has_request_context():
         return None
-    cached = g.get("_crm_actor")
+    # Cached per request (not on `g`, which an outer app context can share between requests).
+    cache = request.environ
+    cached = cache.get("crm.actor")
     if cached is not None:
         return cached
-    if g.get("_crm_resolving_actor"):
+    if cache.get("crm.resolving_actor"):
         return None  # the user's own row is being loaded
-    g._crm_resolving_actor = True
+    cache["crm.resolving_actor"] = True
     try:
-        return _resolve_actor()
+        actor = _resolve_actor()
     finally:
-        g._crm_resolving_actor = False
+        cache["crm.resolving_actor"] = False
+    if actor.user_id is not None:
+        cache["crm.actor"] = actor
+    return actor
 
 
 def _resolve_actor() -> Actor:
@@ -96,7 +101,6 @@ def _resolve_actor() -> Actor:
             roles=frozenset(role.name for role in user.roles),
             branch_id=_branch_of(user.id),
         )
-        g._crm_actor = actor
     return actor
 
 
