@@ -94,6 +94,10 @@ class Config:
     S3_BUCKET = os.environ.get("S3_BUCKET", "fincrm")
     S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL") or None
 
+    # FAB's own file columns are unused (documents go through the storage backend); its
+    # download route still needs a folder, kept empty.
+    UPLOAD_FOLDER = str(INSTANCE_DIR / "fab-uploads") + "/"
+
     # Mail
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "localhost")
     MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from flask import Response
-from flask_appbuilder import ModelRestApi, ModelView
+from flask import Response, abort
+from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy.exc import IntegrityError
 
@@ -41,7 +41,17 @@ def _no_preparation(item: Any) -> Any:
     return item
 
 
-class ServiceModelView(ModelView):
+class NoFileDownloadMixin:
+    """FAB's file-column download is unused here (documents are served by the storage
+    backend's audited route); answer 404 instead of FAB's 500 on names it cannot parse."""
+
+    @expose("/download/<string:filename>")
+    @has_access
+    def download(self, filename: str) -> Response:
+        abort(404)
+
+
+class ServiceModelView(NoFileDownloadMixin, ModelView):
     """A generated screen whose add and edit go through the desk's service."""
 
     method_permission_name = VIEW_METHOD_ACTIONS
@@ -53,6 +63,7 @@ class ServiceModelView(ModelView):
 
     def pre_update(self, item: Any) -> None:
         type(self).prepare(item)
+
 
 
 class ServiceModelRestApi(ModelRestApi):

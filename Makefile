@@ -1,0 +1,42 @@
+# FinCRM: `make run` starts the app on SQLite with demo data; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FLASK := $(BIN)/flask --app run
+
+.PHONY: run test services install lint format clean worker
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(FLASK) crm init
+	$(FLASK) crm seed-demo
+	@echo "FinCRM on http://127.0.0.1:8080  (log in as admin / FinCRM-demo-2026; other logins above)"
+	$(BIN)/python run.py
+
+services:
+	./scripts/ensure-services.sh
+
+test: $(STAMP) services
+	$(BIN)/pytest
+
+worker: $(STAMP)
+	$(BIN)/python worker.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache
