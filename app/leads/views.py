@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from app.core.crud import CrmSQLAInterface, ServiceModelView
-from app.core.forms import choice_field
+from flask_appbuilder.security.sqla.models import User
+
+from app.core.forms import choice_field, optional_relation_field
 from app.core.validators import form_validator
 from app.leads import services
 from app.leads.models import (
@@ -14,6 +16,7 @@ from app.leads.models import (
     Interaction,
     Lead,
 )
+from app.org.models import Branch
 
 
 class InteractionView(ServiceModelView):
@@ -107,6 +110,10 @@ class LeadView(ServiceModelView):
         "status": choice_field("Status", LEAD_STATUSES),
         "investment_capacity": choice_field(
             "Investment capacity", INVESTMENT_CAPACITY_BANDS, required=False
+        ),
+        "branch": optional_relation_field("Branch", Branch, "name", "(the agent's branch)"),
+        "assigned_agent": optional_relation_field(
+            "Assigned agent", User, "username", "(me, when I am an agent)"
         ),
     }
     edit_form_extra_fields = add_form_extra_fields
