@@ -13,7 +13,7 @@ from pathlib import Path
 from flask import Flask
 from flask_appbuilder import AppBuilder
 
-from app.extensions import db, migrate
+from app.extensions import csrf, db, migrate
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ def create_app(config: object | None = None) -> Flask:
 
         register_views(builder)
         builder.sm.limit_api_login()
+        _protect_forms_from_csrf(app, builder)
 
         from app.core.errors import register_error_handlers
 
@@ -52,6 +53,15 @@ def create_app(config: object | None = None) -> Flask:
 
     app.cli.add_command(crm_cli)
     return app
+
+
+def _protect_forms_from_csrf(app: Flask, builder: AppBuilder) -> None:
+    from flask_appbuilder.api import BaseApi
+
+    csrf.init_app(app)
+    for view in builder.baseviews:
+        if isinstance(view, BaseApi):
+            csrf.exempt(view.blueprint)
 
 
 def _refuse_unsafe_production_settings(app: Flask) -> None:

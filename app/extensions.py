@@ -10,10 +10,14 @@ from flask import current_app
 from flask_appbuilder import AppBuilder, Model
 from flask_appbuilder.models.sqla.base import SQLA
 from flask_migrate import Migrate
+from flask_wtf.csrf import CSRFProtect
 
 # One metadata for FAB's ab_* tables and ours, so Alembic sees the whole schema.
 db = SQLA(model_class=Model)
 migrate = Migrate()
+# Every form POST needs a CSRF token. JSON APIs are exempt: they take only application/json
+# (which a cross-site form cannot send) and bearer tokens or API keys.
+csrf = CSRFProtect()
 
 
 def appbuilder() -> AppBuilder:

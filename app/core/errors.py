@@ -54,16 +54,25 @@ _ERROR_PAGE = """{% extends appbuilder.base_template %}{% block content %}
 
 
 def register_error_handlers(app: Flask) -> None:
+    from flask_wtf.csrf import CSRFError
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(error: CSRFError):
+        message = (
+            f"The form could not be accepted: {error.description} "
+            "Reload the page and send it again."
+        )
+        return _error_page(app, 400, message)
+
     @app.errorhandler(DomainError)
     def _domain_error(error: DomainError):
         if request.path.startswith("/api/"):
             return jsonify(error.as_json()), error.status
-        return (
-            render_template_string(
-                _ERROR_PAGE,
-                appbuilder=app.appbuilder,
-                status=error.status,
-                message=error.message,
-            ),
-            error.status,
-        )
+        return _error_page(app, error.status, str(error))
+
+
+def _error_page(app: Flask, status: int, message: str):
+    page = render_template_string(
+        _ERROR_PAGE, appbuilder=app.appbuilder, status=status, message=message
+    )
+    return page, status

@@ -123,10 +123,10 @@ def test_agent_adds_a_lead_and_sees_the_phone_in_e164(page: Page, browser_world)
     sign_in(page, agent)
     _open_add_form_from_menu(page)
 
-    page.get_by_label("First Name", exact=True).fill("Meenakshi")
-    page.get_by_label("Last Name", exact=True).fill("Browsertest")
-    page.get_by_label("Email", exact=True).fill("Meenakshi.Browsertest@Example.com")
-    page.get_by_label("Phone", exact=True).fill("+91 98765 43210")
+    page.locator("#first_name").fill("Meenakshi")
+    page.locator("#last_name").fill("Browsertest")
+    page.locator("#email").fill("Meenakshi.Browsertest@Example.com")
+    page.locator("#phone").fill("+91 98765 43210")
     _choose(page, "source", "Referral")
     _choose(page, "status", "Contacted")
     page.get_by_role("button", name="Save").click()
@@ -167,10 +167,10 @@ def test_agent_is_told_the_email_is_invalid_and_nothing_is_saved(page: Page, bro
     sign_in(page, browser_world.logins["Agent"])
     page.goto("/leadview/add")
 
-    page.get_by_label("First Name", exact=True).fill("Badmail")
-    page.get_by_label("Last Name", exact=True).fill("Browsertest")
-    page.get_by_label("Email", exact=True).fill("not-an-email")
-    page.get_by_label("Phone", exact=True).fill("+91 98765 43211")
+    page.locator("#first_name").fill("Badmail")
+    page.locator("#last_name").fill("Browsertest")
+    page.locator("#email").fill("not-an-email")
+    page.locator("#phone").fill("+91 98765 43211")
     page.get_by_role("button", name="Save").click()
 
     # Still on the form, the message right beside the e-mail input, what was typed kept.
@@ -178,7 +178,7 @@ def test_agent_is_told_the_email_is_invalid_and_nothing_is_saved(page: Page, bro
     email_cell = page.locator("td:has(> #email)")
     expect(email_cell.locator(".alert-danger")).to_contain_text("not a valid e-mail")
     expect(page.locator("td:has(> #phone) .alert-danger")).to_have_count(0)
-    expect(page.get_by_label("Email", exact=True)).to_have_value("not-an-email")
+    expect(page.locator("#email")).to_have_value("not-an-email")
 
     with app.app_context():
         assert count(Lead) == before
