@@ -43,13 +43,12 @@ def enqueue(func_path: str, *args: Any, queue: str = "default", job_id: str | No
         return EnqueuedJob(id=job_id or "inline", queue=queue, ran_inline=True, result=result)
     from rq import Queue, Retry
 
-    job = Queue(queue, connection=connection).enqueue(
+    job = Queue(queue, connection=connection).enqueue_call(
         "app.core.jobs.run_job",
-        func_path,
-        *args,
+        args=(func_path, *args),
+        kwargs=kwargs,
         job_id=job_id,
         retry=Retry(max=retries, interval=[10, 60, 300][:retries]) if retries else None,
-        kwargs=kwargs,
     )
     return EnqueuedJob(id=job.id, queue=queue, ran_inline=False)
 

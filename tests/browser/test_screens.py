@@ -136,7 +136,8 @@ def test_agent_adds_a_lead_and_sees_the_phone_in_e164(page: Page, browser_world)
     expect(row).to_have_count(1)
     expect(row).to_contain_text("+919876543210")
     expect(row).to_contain_text("meenakshi.browsertest@example.com")
-    expect(row).to_contain_text("Contacted")
+    expect(row).to_contain_text("contacted")  # the list shows the stored value
+    expect(row).to_contain_text(f"Agent {agent.capitalize()}")  # assigned to the agent
     # Row scoping: the other agent's lead in the same branch is not on this agent's list.
     expect(page.get_by_text(browser_world.other_agent_lead)).to_have_count(0)
 
