@@ -29,7 +29,10 @@ def create_app(config: object | None = None) -> Flask:
     with app.app_context():
         db.init_app(app)
         migrate.init_app(
-            app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"), render_as_batch=True
+            app,
+            db,
+            directory=str(Path(__file__).resolve().parent.parent / "migrations"),
+            render_as_batch=True,
         )
 
         from app.security.manager import CrmSecurityManager

@@ -8,7 +8,12 @@ from app.extensions import db
 from app.leads.models import Lead
 from tests.support import api_token, count, login, make_branch, make_staff
 
-GOOD = {"first_name": "Asha", "last_name": "Verma", "email": "asha@example.com", "phone": "+91 98765 43210"}
+GOOD = {
+    "first_name": "Asha",
+    "last_name": "Verma",
+    "email": "asha@example.com",
+    "phone": "+91 98765 43210",
+}
 
 
 @pytest.fixture
@@ -33,7 +38,9 @@ def agent(app):
 )
 def test_api_refuses_bad_lead_fields_by_name(client, agent, changes, field, words):
     token = api_token(client, agent)
-    response = client.post("/api/v1/lead/", json={**GOOD, **changes}, headers={"Authorization": f"Bearer {token}"})
+    response = client.post(
+        "/api/v1/lead/", json={**GOOD, **changes}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 422, response.json
     assert field in response.json["message"]
     assert words in " ".join(response.json["message"][field])
@@ -43,7 +50,9 @@ def test_api_refuses_bad_lead_fields_by_name(client, agent, changes, field, word
 def test_api_refuses_non_json_and_malformed_json(client, agent):
     auth = {"Authorization": f"Bearer {api_token(client, agent)}"}
     assert client.post("/api/v1/lead/", data="first_name=x", headers=auth).status_code == 400
-    response = client.post("/api/v1/lead/", data="{not json", headers={**auth, "Content-Type": "application/json"})
+    response = client.post(
+        "/api/v1/lead/", data="{not json", headers={**auth, "Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert count(Lead) == 0
 
@@ -53,7 +62,9 @@ def test_api_update_with_bad_phone_changes_nothing(client, agent):
     created = client.post("/api/v1/lead/", json=GOOD, headers=auth)
     assert created.status_code == 201
     lead_id = created.json["id"]
-    response = client.put(f"/api/v1/lead/{lead_id}", json={"phone": "12", "first_name": "Changed"}, headers=auth)
+    response = client.put(
+        f"/api/v1/lead/{lead_id}", json={"phone": "12", "first_name": "Changed"}, headers=auth
+    )
     assert response.status_code == 422
     db.session.expire_all()
     lead = db.session.get(Lead, lead_id)
@@ -93,7 +104,11 @@ def test_a_lost_lead_needs_a_reason(client, agent):
     response = client.put(f"/api/v1/lead/{lead_id}", json={"status": "lost"}, headers=auth)
     assert response.status_code == 422
     assert "reason" in response.json["message"]["lost_reason"][0]
-    ok = client.put(f"/api/v1/lead/{lead_id}", json={"status": "lost", "lost_reason": "went elsewhere"}, headers=auth)
+    ok = client.put(
+        f"/api/v1/lead/{lead_id}",
+        json={"status": "lost", "lost_reason": "went elsewhere"},
+        headers=auth,
+    )
     assert ok.status_code == 200
     back = client.put(f"/api/v1/lead/{lead_id}", json={"status": "new"}, headers=auth)
     assert back.status_code == 422

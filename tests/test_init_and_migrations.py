@@ -97,4 +97,3 @@ def test_seed_demo_prints_logins_and_runs_once(empty_database):
     with psycopg2.connect(empty_database) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*), count(DISTINCT phone) FROM lead WHERE phone LIKE '+%'")
         assert cur.fetchone() == (12, 12)
-

@@ -32,7 +32,9 @@ def redis_conn():
     try:
         conn.ping()
     except redis.ConnectionError:
-        pytest.fail("Redis is not reachable on 127.0.0.1:6379. Run `make services` (apt-get install -y redis-server).")
+        pytest.fail(
+            "Redis is not reachable on 127.0.0.1:6379. Run `make services` (apt-get install -y redis-server)."
+        )
     conn.flushdb()
     yield conn
     conn.flushdb()
@@ -40,7 +42,9 @@ def redis_conn():
 
 def test_without_redis_a_job_runs_inline(app, lead_id):
     assert app.config["REDIS_URL"] is None
-    job = enqueue("tests.jobs_for_tests.note_on_lead", lead_id, "called back", queue="notifications")
+    job = enqueue(
+        "tests.jobs_for_tests.note_on_lead", lead_id, "called back", queue="notifications"
+    )
     assert job.ran_inline
     assert db.session.get(Interaction, job.result).body == "called back"
 
@@ -66,6 +70,8 @@ def test_unknown_queue_is_refused(app, lead_id):
 def test_worker_without_redis_explains_that_jobs_run_inline():
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["CRM_INSTANCE_DIR"] = str(ROOT / "instance")
-    result = subprocess.run([sys.executable, "worker.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "worker.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0
     assert "jobs run inline" in result.stdout

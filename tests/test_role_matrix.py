@@ -21,9 +21,24 @@ from app.security.sync import undecided_menus
 from tests.support import login, make_branch, make_staff
 
 ACTIONS = {"can_read", "can_write", "can_delete"}
-PUBLIC_ENDPOINTS = {"AuthDBView.login", "AuthDBView.logout", "IndexView.index", "LocaleView.index",
-                    "SecurityApi.login", "SecurityApi.refresh", "static", "appbuilder.static"}
-URL_VALUES = {"pk": "0", "role_id": "0", "version": "v1", "filename": "nothing.txt", "name": "none", "locale": "en"}
+PUBLIC_ENDPOINTS = {
+    "AuthDBView.login",
+    "AuthDBView.logout",
+    "IndexView.index",
+    "LocaleView.index",
+    "SecurityApi.login",
+    "SecurityApi.refresh",
+    "static",
+    "appbuilder.static",
+}
+URL_VALUES = {
+    "pk": "0",
+    "role_id": "0",
+    "version": "v1",
+    "filename": "nothing.txt",
+    "name": "none",
+    "locale": "en",
+}
 
 
 def _views_by_blueprint(app):
@@ -36,7 +51,9 @@ def _permission_of(app, view, endpoint):
     base = getattr(func, "_permission_name", None)
     if base is None:
         return None
-    mapped = (view.method_permission_name or {}).get(func_name) if view.method_permission_name else None
+    mapped = (
+        (view.method_permission_name or {}).get(func_name) if view.method_permission_name else None
+    )
     return f"can_{mapped or base}"
 
 
@@ -104,12 +121,16 @@ def test_role_endpoint_matrix(app, staff_by_role, role):
     mismatches = []
     checked = 0
     for view, permission, method, url in _endpoints(app):
-        response = client.open(url, method=method, json={} if url.startswith("/api/") and method != "GET" else None)
+        response = client.open(
+            url, method=method, json={} if url.startswith("/api/") and method != "GET" else None
+        )
         refused = _refused(response)
         should_allow = expected_allowed(role, permission, view)
         checked += 1
         if refused == should_allow:
-            mismatches.append(f"{method} {url} ({permission} on {view.class_permission_name}): got {response.status_code}, "
-                              f"expected {'allowed' if should_allow else 'refused'}")
+            mismatches.append(
+                f"{method} {url} ({permission} on {view.class_permission_name}): got {response.status_code}, "
+                f"expected {'allowed' if should_allow else 'refused'}"
+            )
     assert checked > 100
     assert not mismatches, "\n".join(mismatches)

@@ -69,8 +69,16 @@ def test_agent_cannot_change_or_delete_another_agents_lead(pg_client, world):
     login(pg_client, users["agent_a"])
     token = api_token(pg_client, users["agent_a"])
     auth = {"Authorization": f"Bearer {token}"}
-    assert pg_client.put(f"/api/v1/lead/{ids['b']}", json={"first_name": "Hacked"}, headers=auth).status_code == 404
-    assert pg_client.post(f"/leadview/edit/{ids['b']}", data={"first_name": "Hacked"}).status_code == 404
+    assert (
+        pg_client.put(
+            f"/api/v1/lead/{ids['b']}", json={"first_name": "Hacked"}, headers=auth
+        ).status_code
+        == 404
+    )
+    assert (
+        pg_client.post(f"/leadview/edit/{ids['b']}", data={"first_name": "Hacked"}).status_code
+        == 404
+    )
     assert pg_client.delete(f"/api/v1/lead/{ids['b']}", headers=auth).status_code in (403, 404)
     from app.leads.models import Lead
 
@@ -81,13 +89,19 @@ def test_agent_cannot_change_or_delete_another_agents_lead(pg_client, world):
 def test_agent_cannot_hand_a_lead_to_someone_else(pg_client, world):
     users, ids = world
     token = api_token(pg_client, users["agent_a"])
-    from app.org.models import StaffProfile
     from flask_appbuilder.security.sqla.models import User
+
+    from app.org.models import StaffProfile
 
     other_user_id = db.session.query(User.id).filter_by(username=users["agent_b"]).scalar()
     response = pg_client.post(
         "/api/v1/lead/",
-        json={"first_name": "New", "last_name": "Lead", "email": "new@x.example", "assigned_agent_id": other_user_id},
+        json={
+            "first_name": "New",
+            "last_name": "Lead",
+            "email": "new@x.example",
+            "assigned_agent_id": other_user_id,
+        },
         headers={"Authorization": f"Bearer {token}"},
     )
     assert response.status_code == 403
@@ -116,15 +130,22 @@ def test_interactions_follow_their_lead(pg_client, world):
     from app.leads.models import Lead
     from app.leads.services import add_interaction
 
-    add_interaction(db.session.get(Lead, ids["b"]), kind="call", outcome="secret outcome", author_id=None,
-                    author=db.session.get(Lead, ids["b"]).assigned_agent)
+    add_interaction(
+        db.session.get(Lead, ids["b"]),
+        kind="call",
+        outcome="secret outcome",
+        author_id=None,
+        author=db.session.get(Lead, ids["b"]).assigned_agent,
+    )
     db.session.commit()
     token = api_token(pg_client, users["agent_a"])
     auth = {"Authorization": f"Bearer {token}"}
     listing = pg_client.get("/api/v1/interaction/", headers=auth)
     assert listing.status_code == 200 and listing.json["count"] == 0
     response = pg_client.post(
-        "/api/v1/interaction/", json={"lead_id": ids["b"], "kind": "note", "body": "sneaky"}, headers=auth
+        "/api/v1/interaction/",
+        json={"lead_id": ids["b"], "kind": "note", "body": "sneaky"},
+        headers=auth,
     )
     assert response.status_code == 422
     assert "lead" in response.json["message"]

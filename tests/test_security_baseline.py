@@ -45,7 +45,8 @@ def test_form_login_is_rate_limited(strict_app):
     for _ in range(5):
         token = _csrf_token(client)
         response = client.post(
-            "/login/", data={"username": "strictagent", "password": "wrong", "csrf_token": token},
+            "/login/",
+            data={"username": "strictagent", "password": "wrong", "csrf_token": token},
             environ_base={"REMOTE_ADDR": "10.9.9.1"},
         )
         codes.append(response.status_code)
@@ -57,7 +58,9 @@ def test_api_login_is_rate_limited(strict_app):
     client = strict_app.test_client()
     body = {"username": "strictagent", "password": "wrong", "provider": "db"}
     codes = [
-        client.post("/api/v1/security/login", json=body, environ_base={"REMOTE_ADDR": "10.9.9.2"}).status_code
+        client.post(
+            "/api/v1/security/login", json=body, environ_base={"REMOTE_ADDR": "10.9.9.2"}
+        ).status_code
         for _ in range(5)
     ]
     assert codes[:3] == [401, 401, 401]
@@ -68,10 +71,17 @@ def test_post_without_csrf_token_writes_nothing(strict_app):
     client = strict_app.test_client()
     token = _csrf_token(client)
     client.post(
-        "/login/", data={"username": "strictagent", "password": PASSWORD, "csrf_token": token},
+        "/login/",
+        data={"username": "strictagent", "password": PASSWORD, "csrf_token": token},
         environ_base={"REMOTE_ADDR": "10.9.9.3"},
     )
-    form = {"first_name": "No", "last_name": "Token", "email": "no.token@example.com", "source": "manual", "status": "new"}
+    form = {
+        "first_name": "No",
+        "last_name": "Token",
+        "email": "no.token@example.com",
+        "source": "manual",
+        "status": "new",
+    }
     response = client.post("/leadview/add", data=form)
     assert response.status_code == 400
     assert "CSRF token is missing" in response.get_data(as_text=True)

@@ -8,7 +8,8 @@ session rolled back so nothing is half-written.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import Response, abort
 from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
@@ -63,7 +64,6 @@ class ServiceModelView(NoFileDownloadMixin, ModelView):
 
     def pre_update(self, item: Any) -> None:
         type(self).prepare(item)
-
 
 
 class ServiceModelRestApi(ModelRestApi):

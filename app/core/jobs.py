@@ -32,8 +32,14 @@ def redis_connection(url: str | None = None):
     return Redis.from_url(url) if url else None
 
 
-def enqueue(func_path: str, *args: Any, queue: str = "default", job_id: str | None = None,
-            retries: int = 3, **kwargs: Any) -> EnqueuedJob:
+def enqueue(
+    func_path: str,
+    *args: Any,
+    queue: str = "default",
+    job_id: str | None = None,
+    retries: int = 3,
+    **kwargs: Any,
+) -> EnqueuedJob:
     """Run ``func_path(*args, **kwargs)`` in the background (or inline without Redis)."""
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}; one of {', '.join(QUEUES)}")

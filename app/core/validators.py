@@ -6,7 +6,8 @@ shows the message beside the input and the API answers 422 with the field.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email

@@ -31,11 +31,36 @@ class LeadApi(ServiceModelRestApi):
     allow_browser_login = True
 
     list_columns = ["id", *LEAD_FIELDS, "score", "created_at"]
-    show_columns = ["id", *LEAD_FIELDS, "score", "score_breakdown", "converted_client_id", "created_at", "updated_at"]
+    show_columns = [
+        "id",
+        *LEAD_FIELDS,
+        "score",
+        "score_breakdown",
+        "converted_client_id",
+        "created_at",
+        "updated_at",
+    ]
     add_columns = [f for f in LEAD_FIELDS if f != "lost_reason"]
     edit_columns = LEAD_FIELDS
-    search_columns = ["first_name", "last_name", "email", "phone", "status", "source", "assigned_agent_id", "branch_id"]
-    order_columns = ["id", "first_name", "last_name", "status", "score", "created_at", "next_follow_up_at"]
+    search_columns = [
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "status",
+        "source",
+        "assigned_agent_id",
+        "branch_id",
+    ]
+    order_columns = [
+        "id",
+        "first_name",
+        "last_name",
+        "status",
+        "score",
+        "created_at",
+        "next_follow_up_at",
+    ]
 
     def pre_add(self, item: Lead) -> None:
         """A lead created through the API is an `api` lead unless the caller says otherwise."""

@@ -34,7 +34,8 @@ class Lead(Model):
         CheckConstraint(_one_of("status", LEAD_STATUSES), name="ck_lead_status"),
         CheckConstraint("score BETWEEN 0 AND 100", name="ck_lead_score_range"),
         CheckConstraint(
-            "investment_capacity IS NULL OR " + _one_of("investment_capacity", INVESTMENT_CAPACITY_BANDS),
+            "investment_capacity IS NULL OR "
+            + _one_of("investment_capacity", INVESTMENT_CAPACITY_BANDS),
             name="ck_lead_investment_capacity",
         ),
         CheckConstraint("status <> 'lost' OR lost_reason IS NOT NULL", name="ck_lead_lost_reason"),
@@ -70,7 +71,7 @@ class Lead(Model):
 
     assigned_agent: Mapped[User | None] = relationship(User, foreign_keys=[assigned_agent_id])
     branch: Mapped[Branch] = relationship(Branch)
-    interactions: Mapped[list["Interaction"]] = relationship(
+    interactions: Mapped[list[Interaction]] = relationship(
         back_populates="lead", order_by="Interaction.occurred_at.desc()"
     )
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from app.core.crud import CrmSQLAInterface, ServiceModelView
 from flask_appbuilder.security.sqla.models import User
 
+from app.core.crud import CrmSQLAInterface, ServiceModelView
 from app.core.forms import choice_field, optional_relation_field
 from app.core.validators import form_validator
 from app.leads import services

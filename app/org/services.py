@@ -16,7 +16,9 @@ def check_timezone(value: object) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise FieldError(f"{name!r} is not a known time zone (e.g. Asia/Kolkata).", "timezone") from exc
+        raise FieldError(
+            f"{name!r} is not a known time zone (e.g. Asia/Kolkata).", "timezone"
+        ) from exc
     return name
 
 
@@ -75,7 +77,9 @@ def create_staff(
     if not user:
         raise FieldError(f"could not create user {username!r} (taken?).", "username")
     db.session.flush()
-    profile = StaffProfile(user=user, branch=branch, title=title, phone=phone, manager_id=manager_id)
+    profile = StaffProfile(
+        user=user, branch=branch, title=title, phone=phone, manager_id=manager_id
+    )
     prepare_staff_profile(profile)
     db.session.add(profile)
     db.session.flush()

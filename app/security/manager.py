@@ -56,7 +56,11 @@ class CrmSecurityManager(SecurityManager):
         if not current_app.config.get("AUTH_RATE_LIMITED"):
             return
         api = next(
-            (view for view in self.appbuilder.baseviews if view.__class__.__name__ == "SecurityApi"),
+            (
+                view
+                for view in self.appbuilder.baseviews
+                if view.__class__.__name__ == "SecurityApi"
+            ),
             None,
         )
         if api is not None:

@@ -15,8 +15,8 @@ beyond the actor's rows on purpose (duplicate checks across branches, the public
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from flask import g, has_request_context, request
 from flask_login import current_user

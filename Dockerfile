@@ -1,0 +1,27 @@
+# FinCRM web and worker image. Build: docker build -t fincrm .
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    CRM_ENV=production \
+    CRM_INSTANCE_DIR=/srv/fincrm/instance
+
+WORKDIR /srv/fincrm
+RUN useradd --create-home --uid 10001 fincrm
+
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY app ./app
+COPY migrations ./migrations
+COPY config.py run.py worker.py ./
+RUN mkdir -p "$CRM_INSTANCE_DIR" && chown -R fincrm:fincrm /srv/fincrm
+
+USER fincrm
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
+  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/login/', timeout=4)"
+
+# Migrations and permission sync run once per release (`flask --app run crm init`), not here.
+CMD ["gunicorn", "--bind", "0.0.0.0:8080", "--workers", "2", "--threads", "4", "--access-logfile", "-", "run:app"]
