@@ -149,3 +149,18 @@ def test_interactions_follow_their_lead(pg_client, world):
     )
     assert response.status_code == 422
     assert "lead" in response.json["message"]
+
+
+def test_lead_form_offers_only_the_staff_and_branches_one_may_assign(pg_client, world):
+    users, _ = world
+    login(pg_client, users["agent_a"])
+    page = pg_client.get("/leadview/add").get_data(as_text=True)
+    assert users["agent_a"].capitalize() in page
+    assert users["agent_b"].capitalize() not in page
+    assert "Branch SYD" not in page and "Branch MUM" in page
+
+    manager = pg_client.application.test_client()
+    login(manager, users["manager"])
+    page = manager.get("/leadview/add").get_data(as_text=True)
+    assert users["agent_a"].capitalize() in page and users["agent_b"].capitalize() in page
+    assert users["agent_syd"].capitalize() not in page

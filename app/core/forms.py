@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
 from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.fieldwidgets import Select2Widget
 from wtforms import SelectField
@@ -22,18 +26,26 @@ def choice_field(label: str, choices: tuple[str, ...], required: bool = True) ->
 
 
 def optional_relation_field(
-    label: str, model: type, order_by: str, blank_text: str
+    label: str, query_func: Callable[[], Any], blank_text: str
 ) -> QuerySelectField:
     """A drop-down of related records that may be left blank for the service to fill in
-    (e.g. a lead's branch defaults to the agent's own). Its choices go through row scoping."""
-    from app.extensions import db
-
+    (e.g. a lead's branch defaults to the agent's own). ``query_func`` lists what the signed-in
+    user may pick; its query also goes through row scoping."""
     return QuerySelectField(
         label,
-        query_func=lambda: db.session.query(model).order_by(getattr(model, order_by)),
+        query_func=query_func,
         get_pk_func=lambda record: record.id,
         allow_blank=True,
         blank_text=blank_text,
         widget=Select2Widget(),
         validators=[Optional()],
     )
+
+
+def display_choice(value: str | None) -> str:
+    """How a stored choice reads on a list or detail page (``web_form`` -> ``Web form``)."""
+    return value.replace("_", " ").capitalize() if value else ""
+
+
+def display_timestamp(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from flask_appbuilder.security.sqla.models import User
-
 from app.core.crud import CrmSQLAInterface, ServiceModelView
-from app.core.forms import choice_field, optional_relation_field
+from app.core.forms import (
+    choice_field,
+    display_choice,
+    display_timestamp,
+    optional_relation_field,
+)
 from app.core.validators import form_validator
 from app.leads import services
 from app.leads.models import (
@@ -16,7 +19,6 @@ from app.leads.models import (
     Interaction,
     Lead,
 )
-from app.org.models import Branch
 
 
 class InteractionView(ServiceModelView):
@@ -32,6 +34,7 @@ class InteractionView(ServiceModelView):
     search_columns = ["kind", "occurred_at", "outcome", "lead", "author"]
     order_columns = ["occurred_at", "kind"]
     base_order = ("occurred_at", "desc")
+    formatters_columns = {"kind": display_choice}
     add_form_extra_fields = {"kind": choice_field("Kind", INTERACTION_KINDS)}
     edit_form_extra_fields = add_form_extra_fields
 
@@ -101,6 +104,12 @@ class LeadView(ServiceModelView):
     order_columns = ["first_name", "last_name", "status", "score", "next_follow_up_at"]
     base_order = ("id", "desc")
     label_columns = {"next_follow_up_at": "Next follow-up (UTC)"}
+    formatters_columns = {
+        "status": display_choice,
+        "source": display_choice,
+        "investment_capacity": display_choice,
+        "next_follow_up_at": display_timestamp,
+    }
     validators_columns = {
         "email": [form_validator(services.check_lead_email)],
         "phone": [form_validator(services.check_lead_phone)],
@@ -111,9 +120,11 @@ class LeadView(ServiceModelView):
         "investment_capacity": choice_field(
             "Investment capacity", INVESTMENT_CAPACITY_BANDS, required=False
         ),
-        "branch": optional_relation_field("Branch", Branch, "name", "(the agent's branch)"),
+        "branch": optional_relation_field(
+            "Branch", services.assignable_branches, "(the agent's branch)"
+        ),
         "assigned_agent": optional_relation_field(
-            "Assigned agent", User, "username", "(me, when I am an agent)"
+            "Assigned agent", services.assignable_agents, "(me, when I am an agent)"
         ),
     }
     edit_form_extra_fields = add_form_extra_fields

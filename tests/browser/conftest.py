@@ -3,6 +3,7 @@ throw-away SQLite file, one member of staff per role, and Debian's chromium for 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,14 +25,14 @@ class BrowserWorld:
 
     app: Flask
     logins: dict[str, str]  # role -> username of one member of staff with only that role
-    other_agent: str  # a second agent in the same branch, owning one lead
-    other_agent_lead: str  # first name of that lead
+    other_agent_lead: str  # first name of a lead owned by another agent of the same branch
 
 
 @pytest.fixture(scope="session")
 def browser_world(tmp_path_factory) -> Iterator[BrowserWorld]:
     path = tmp_path_factory.mktemp("browser-db") / "fincrm-browser.db"
     app = build_app(f"sqlite:///{path}", WTF_CSRF_ENABLED=True)
+    assert app.config["WTF_CSRF_ENABLED"] is True
     prepare_schema(app)
     with app.app_context():
         mumbai = make_branch("MUM")
@@ -43,7 +44,7 @@ def browser_world(tmp_path_factory) -> Iterator[BrowserWorld]:
         other = make_staff("Agent", mumbai, username="agent2.browser")
         make_lead(other, first_name="Otherleadname")
         db.session.commit()
-    yield BrowserWorld(app, logins, "agent2.browser", "Otherleadname")
+    yield BrowserWorld(app, logins, other_agent_lead="Otherleadname")
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
@@ -52,6 +53,10 @@ def browser_world(tmp_path_factory) -> Iterator[BrowserWorld]:
 @pytest.fixture(scope="session")
 def live_server(browser_world: BrowserWorld) -> Iterator[str]:
     """Serve the app on a free local port from a daemon thread; yield its base URL."""
+    # One access-log line per static file would bury a failure's report; keep warnings.
+    access_log = logging.getLogger("werkzeug")
+    previous_level = access_log.level
+    access_log.setLevel(logging.WARNING)
     server = make_server("127.0.0.1", 0, browser_world.app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="fincrm-live-server", daemon=True)
     thread.start()
@@ -61,6 +66,7 @@ def live_server(browser_world: BrowserWorld) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+        access_log.setLevel(previous_level)
 
 
 @pytest.fixture(scope="session")

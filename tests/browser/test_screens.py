@@ -31,9 +31,7 @@ def sign_in(page: Page, username: str) -> None:
     page.get_by_role("button", name="Sign In").click()
     # Signed in: the user menu on the right carries the user's name, the login box is gone.
     expect(page.locator("#loginbox")).to_have_count(0)
-    expect(page.locator(".navbar-right .dropdown-toggle")).to_contain_text(
-        username.capitalize()
-    )
+    expect(page.locator(".navbar-right .dropdown-toggle")).to_contain_text(username.capitalize())
 
 
 def _label(link: Locator) -> str:
@@ -116,6 +114,8 @@ def _open_add_form_from_menu(page: Page) -> None:
     expect(page).to_have_url(re.compile(r"/leadview/list/"))
     page.goto("/leadview/add")
     expect(page.locator("#model_form")).to_be_visible()
+    # CSRF is on, as in production: the form carries its token.
+    expect(page.locator("#model_form input[name=csrf_token]")).to_have_count(1)
 
 
 def test_agent_adds_a_lead_and_sees_the_phone_in_e164(page: Page, browser_world) -> None:
@@ -136,7 +136,7 @@ def test_agent_adds_a_lead_and_sees_the_phone_in_e164(page: Page, browser_world)
     expect(row).to_have_count(1)
     expect(row).to_contain_text("+919876543210")
     expect(row).to_contain_text("meenakshi.browsertest@example.com")
-    expect(row).to_contain_text("contacted")  # the list shows the stored value
+    expect(row).to_contain_text("Contacted")  # the list shows the status in words
     expect(row).to_contain_text(f"Agent {agent.capitalize()}")  # assigned to the agent
     # Row scoping: the other agent's lead in the same branch is not on this agent's list.
     expect(page.get_by_text(browser_world.other_agent_lead)).to_have_count(0)
