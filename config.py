@@ -93,6 +93,9 @@ class Config:
     STORAGE_LOCAL_ROOT = os.environ.get("STORAGE_LOCAL_ROOT", str(INSTANCE_DIR / "files"))
     S3_BUCKET = os.environ.get("S3_BUCKET", "fincrm")
     S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL") or None
+    S3_REGION = os.environ.get("S3_REGION", "us-east-1")
+    CRM_MAX_UPLOAD_BYTES = int(os.environ.get("CRM_MAX_UPLOAD_BYTES", 10 * 1024 * 1024))
+    CRM_DOWNLOAD_URL_SECONDS = int(os.environ.get("CRM_DOWNLOAD_URL_SECONDS", 300))
 
     # FAB's own file columns are unused (documents go through the storage backend); its
     # download route still needs a folder, kept empty.
@@ -103,8 +106,11 @@ class Config:
     MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "fincrm@localhost")
 
-    # Encryption keys for PII columns (comma separated, newest first).
+    # Encryption keys for PII columns (comma-separated Fernet keys, newest first; all decrypt).
+    # Outside production a key derived from SECRET_KEY is used when none is set.
     CRM_ENCRYPTION_KEYS = _env_list("CRM_ENCRYPTION_KEYS")
+    # Key of the look-up hashes beside encrypted identifiers; never rotated with the above.
+    CRM_LOOKUP_HASH_KEY = os.environ.get("CRM_LOOKUP_HASH_KEY") or None
 
     @property
     def is_production(self) -> bool:

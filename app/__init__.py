@@ -35,10 +35,14 @@ def create_app(config: object | None = None) -> Flask:
             render_as_batch=True,
         )
 
+        from app.core.audit import install_audit_hooks
+        from app.security.events import install_security_event_hooks
         from app.security.manager import CrmSecurityManager
         from app.security.scoping import install_row_scoping
 
         install_row_scoping(db)
+        install_audit_hooks()
+        install_security_event_hooks()
         builder = AppBuilder(security_manager_class=CrmSecurityManager, update_perms=False)
         builder.init_app(app, db.session)
 
@@ -79,5 +83,10 @@ def _refuse_unsafe_production_settings(app: Flask) -> None:
         )
     if len(app.config["SECRET_KEY"]) < 32:
         raise RuntimeError("SECRET_KEY must be at least 32 characters in production.")
+    if not app.config.get("CRM_ENCRYPTION_KEYS") or not app.config.get("CRM_LOOKUP_HASH_KEY"):
+        raise RuntimeError(
+            "CRM_ENCRYPTION_KEYS and CRM_LOOKUP_HASH_KEY must be set in production "
+            "(PII is encrypted with them)."
+        )
     if os.environ.get("DATABASE_URL") is None:
         log.warning("production mode without DATABASE_URL: using SQLite under instance/")

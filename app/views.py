@@ -6,6 +6,11 @@ from flask_appbuilder import AppBuilder
 
 
 def register_views(builder: AppBuilder) -> None:
+    from app.audit.views import AuditLogApi, AuditLogView
+    from app.clients.api import ClientApi
+    from app.clients.views import ClientView
+    from app.documents.api import DocumentApi
+    from app.documents.views import DocumentView
     from app.leads.api import InteractionApi, LeadApi
     from app.leads.views import InteractionView, LeadView
     from app.org.api import BranchApi, StaffApi
@@ -23,5 +28,14 @@ def register_views(builder: AppBuilder) -> None:
         category_icon="fa-sitemap",
     )
     builder.add_view(StaffView, "Staff", icon="fa-id-badge", category="Organisation")
-    for api in (LeadApi, InteractionApi, BranchApi, StaffApi):
+    builder.add_view(ClientView, "Clients", icon="fa-address-book", category="Sales")
+    builder.add_view(
+        DocumentView,
+        "Documents",
+        icon="fa-file-text-o",
+        category="Compliance",
+        category_icon="fa-shield",
+    )
+    builder.add_view(AuditLogView, "Audit log", icon="fa-history", category="Compliance")
+    for api in (LeadApi, InteractionApi, BranchApi, StaffApi, ClientApi, DocumentApi, AuditLogApi):
         builder.add_api(api)

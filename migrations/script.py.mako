@@ -8,6 +8,7 @@ Create Date: ${create_date}
 from alembic import op
 import sqlalchemy as sa
 
+import app.core.crypto  # noqa: F401  (EncryptedText)
 import app.core.types  # noqa: F401  (custom column types used by autogenerate)
 ${imports if imports else ""}
 

@@ -124,23 +124,22 @@ def test_bad_keys_are_refused_and_nothing_is_stored(storage, bad_key):
 
 
 @pytest.mark.parametrize("bad_key", BAD_KEYS)
-def test_bad_keys_are_refused_before_any_network_call(bad_key):
-    """An unreachable endpoint would raise StorageError if the key reached the client."""
-    unreachable = S3Storage(
-        "fincrm-test", endpoint_url="http://127.0.0.1:1", client=_client_that_must_not_be_called()
-    )
-    with pytest.raises(ValueError):
-        unreachable.put(bad_key, DATA, "application/pdf")
-    with pytest.raises(ValueError):
-        unreachable.exists(bad_key)
+def test_bad_keys_are_refused_before_the_s3_client_is_used(bad_key):
+    storage = S3Storage("fincrm-test", client=ClientThatMustNotBeCalled())
+
+    with pytest.raises(ValueError, match="storage key"):
+        storage.put(bad_key, DATA, "application/pdf")
+    with pytest.raises(ValueError, match="storage key"):
+        storage.get(bad_key)
+    with pytest.raises(ValueError, match="storage key"):
+        storage.exists(bad_key)
+    with pytest.raises(ValueError, match="storage key"):
+        storage.download_url(bad_key, "x.pdf", "application/pdf", 60)
 
 
-def _client_that_must_not_be_called():
-    class NoCalls:
-        def __getattr__(self, name):
-            raise AssertionError(f"the S3 client was used ({name}) for an invalid key")
-
-    return NoCalls()
+class ClientThatMustNotBeCalled:
+    def __getattr__(self, name):
+        raise AssertionError(f"the S3 client was used ({name}) for an invalid key")
 
 
 # ---- local backend ----
@@ -299,6 +298,20 @@ def test_s3_ensure_bucket_is_idempotent(s3_storage):
     s3_storage.ensure_bucket()
 
     assert s3_storage.get(KEY) == DATA
+
+
+def test_s3_bucket_outside_us_east_1_is_created_and_used(s3_endpoint, monkeypatch):
+    aws_test_credentials(monkeypatch)
+    mumbai = S3Storage(
+        f"test-{uuid.uuid4().hex[:16]}", endpoint_url=s3_endpoint, region="ap-south-1"
+    )
+
+    mumbai.ensure_bucket()
+    mumbai.put(KEY, DATA, "application/pdf")
+
+    assert mumbai.get(KEY) == DATA
+    location = mumbai.client.get_bucket_location(Bucket=mumbai.bucket)
+    assert location["LocationConstraint"] == "ap-south-1"
 
 
 def test_s3_unreachable_endpoint_raises_storage_error_quickly(monkeypatch):

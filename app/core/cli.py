@@ -48,3 +48,33 @@ def seed_demo_command(leads: int) -> None:
     click.echo(f"logins (password for all: {DEMO_PASSWORD}):")
     for username, role in created["logins"]:
         click.echo(f"  {username:<12} {role}")
+
+
+@crm_cli.command("audit-verify")
+@with_appcontext
+def audit_verify_command() -> None:
+    """Walk the audit log's hash chain; exit 1 naming the first row altered, removed or misplaced."""
+    from app.core.audit import verify_chain
+
+    with db.engine.connect() as connection:
+        report = verify_chain(connection)
+    if report.ok:
+        click.echo(f"audit log intact: {report.rows} rows verified")
+        return
+    click.echo(
+        f"audit log BROKEN at row id {report.first_bad_id} (seq {report.first_bad_seq}): {report.reason}",
+        err=True,
+    )
+    raise SystemExit(1)
+
+
+@crm_cli.command("rotate-keys")
+@click.option("--batch", default=1000, show_default=True, help="Rows re-encrypted per transaction.")
+@with_appcontext
+def rotate_keys_command(batch: int) -> None:
+    """Re-encrypt every encrypted value under the newest key of CRM_ENCRYPTION_KEYS."""
+    from app.core.crypto import rotate_all_encrypted_columns
+
+    for table, column, count in rotate_all_encrypted_columns(db, batch):
+        click.echo(f"{table}.{column}: {count} values re-encrypted")
+    click.echo("every encrypted value now uses the newest key")

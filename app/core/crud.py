@@ -58,6 +58,15 @@ class ServiceModelView(NoFileDownloadMixin, ModelView):
     method_permission_name = VIEW_METHOD_ACTIONS
     prepare: Callable[[Any], Any] = staticmethod(_no_preparation)
     """The service function that cleans and checks an item before it is saved."""
+    show_template = "crm/show.html"
+    """FAB's detail page plus a link to the record's history in the audit log."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.extra_args = {
+            **(self.extra_args or {}),
+            "audit_record_type": self.datamodel.obj.__tablename__,
+        }
 
     def pre_add(self, item: Any) -> None:
         type(self).prepare(item)

@@ -10,6 +10,7 @@ from app.core.forms import (
     optional_relation_field,
 )
 from app.core.validators import form_validator
+from app.documents.views import DocumentView
 from app.leads import services
 from app.leads.models import (
     INTERACTION_KINDS,
@@ -43,7 +44,7 @@ class LeadView(ServiceModelView):
     datamodel = CrmSQLAInterface(Lead)
     class_permission_name = "Lead"
     prepare = staticmethod(services.prepare_lead)
-    related_views = [InteractionView]
+    related_views = [InteractionView, DocumentView]
 
     list_title = "Leads"
     list_columns = [

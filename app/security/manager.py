@@ -51,6 +51,22 @@ class CrmSecurityManager(SecurityManager):
     # answers 500 to a non-numeric grouping; dashboards are served by our own Plotly views.
     userstatschartview = None
 
+    def auth_user_db(self, username, password):
+        """FAB's password check, with every success and failure written to the audit log."""
+        from app.core.audit import record_event
+
+        user = super().auth_user_db(username, password)
+        if user:
+            record_event("login", actor_id=user.id, actor_name=user.username)
+        else:
+            attempted = str(username or "")[:60]
+            record_event(
+                "login_failed",
+                actor_name=attempted or "(blank)",
+                detail=f"failed sign-in for {attempted!r}",
+            )
+        return user
+
     def limit_api_login(self) -> None:
         """Throttle ``POST /api/v1/security/login`` (FAB limits only the form login)."""
         if not current_app.config.get("AUTH_RATE_LIMITED"):

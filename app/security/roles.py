@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-READ, WRITE, DELETE = "read", "write", "delete"
+READ, WRITE, DELETE, REVEAL = "read", "write", "delete", "reveal"
 R = frozenset({READ})
 RW = frozenset({READ, WRITE})
 RWD = frozenset({READ, WRITE, DELETE})
@@ -51,11 +51,17 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "Staff": ("Staff",),
     "Lead": ("Leads",),
     "Interaction": ("Interactions",),
+    "Client": ("Clients",),
+    "Document": ("Documents",),
+    "AuditLog": ("Audit log",),
 }
+# Actions a resource has beyond read/write/delete (each its own permission).
+EXTRA_ACTIONS: dict[str, frozenset[str]] = {"Client": frozenset({REVEAL})}
 # Menu categories: shown when the role can open any entry inside.
 MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
     "Organisation": ("Branches", "Staff"),
-    "Sales": ("Leads", "Interactions"),
+    "Sales": ("Leads", "Interactions", "Clients"),
+    "Compliance": ("Documents", "Audit log"),
 }
 
 # FAB's own screens. Self-service ones every signed-in role gets; the rest are Admin's alone.
@@ -128,25 +134,32 @@ ROLES: dict[str, RoleSpec] = {
         RoleSpec(
             "Admin",
             SCOPE_ALL,
-            {resource: RWD for resource in RESOURCES},
+            {resource: RWD | EXTRA_ACTIONS.get(resource, frozenset()) for resource in RESOURCES},
             "Everything, including users, roles, settings and the audit log.",
         ),
         RoleSpec(
             "Manager",
             SCOPE_BRANCH,
-            {"Branch": R, "Staff": R, "Lead": RWD, "Interaction": RWD},
+            {
+                "Branch": R,
+                "Staff": R,
+                "Lead": RWD,
+                "Interaction": RWD,
+                "Client": RWD,
+                "Document": RW,
+            },
             "Everything in their branch; reassigns work; dashboards and exports.",
         ),
         RoleSpec(
             "Agent",
             SCOPE_OWN,
-            {"Branch": R, "Lead": RW, "Interaction": RW},
+            {"Branch": R, "Lead": RW, "Interaction": RW, "Client": RW, "Document": RW},
             "Leads, clients, tasks and interactions assigned to them; no approvals.",
         ),
         RoleSpec(
             "Compliance",
             SCOPE_ALL,
-            {"Branch": R},
+            {"Branch": R, "Client": R | {REVEAL}, "Document": RW, "AuditLog": R},
             "KYC review and approval, documents, compliance dashboard, audit log (read).",
         ),
         RoleSpec(

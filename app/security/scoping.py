@@ -39,6 +39,7 @@ class Actor:
     user_id: int | None
     roles: frozenset[str]
     branch_id: int | None
+    username: str | None = None
 
     @property
     def sees_everything(self) -> bool:
@@ -100,6 +101,7 @@ def _resolve_actor() -> Actor:
             user_id=user.id,
             roles=frozenset(role.name for role in user.roles),
             branch_id=_branch_of(user.id),
+            username=user.username,
         )
     return actor
 

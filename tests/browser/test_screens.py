@@ -89,11 +89,17 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
 
     # Spot checks, hard-coded so a mistake in menus_for() cannot hide one here.
     if role == "Admin":
-        assert menu["Sales"] == ["Leads", "Interactions"]
+        assert menu["Sales"] == ["Leads", "Interactions", "Clients"]
         assert menu["Organisation"] == ["Branches", "Staff"]
+        assert menu["Compliance"] == ["Documents", "Audit log"]
         assert "Security" in menu
     elif role == "Agent":
-        assert menu == {"Sales": ["Leads", "Interactions"], "Organisation": ["Branches"]}
+        assert menu == {
+            "Sales": ["Leads", "Interactions", "Clients"],
+            "Organisation": ["Branches"],
+            "Compliance": ["Documents"],
+        }
+        assert "Audit log" not in shown
         assert "Security" not in menu and "Staff" not in shown
     elif role == "Broker":
         assert menu == {}

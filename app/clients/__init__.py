@@ -1,0 +1,1 @@
+"""Clients: individuals and companies the desks serve."""

@@ -1,0 +1,1 @@
+"""Documents: versioned files of clients and leads, kept in the storage backend."""

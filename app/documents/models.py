@@ -1,0 +1,105 @@
+"""Document (DOMAIN section 4): what was uploaded, for whom, where it is kept, which version."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from flask_appbuilder import Model
+from flask_appbuilder.security.sqla.models import User
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    exists,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.clients.models import Client
+from app.core.types import UTCDateTime, utcnow
+from app.leads.models import Lead, _one_of
+from app.security.scoping import scoped
+
+DOC_TYPES = (
+    "pan_card",
+    "aadhaar",
+    "passport",
+    "address_proof",
+    "bank_statement",
+    "income_proof",
+    "company_extract",
+    "indicative_letter",
+    "disbursement",
+    "signed_form",
+    "invoice",
+    "contract",
+    "other",
+)
+
+
+def _visible_owner(kind: str):
+    """A document is visible where its owner (client or lead) is."""
+
+    def criteria(actor):
+        return or_(
+            exists(
+                select(Client.id).where(
+                    Client.id == Document.client_id, Client.__scope__[kind](actor)
+                )
+            ),
+            exists(select(Lead.id).where(Lead.id == Document.lead_id, Lead.__scope__[kind](actor))),
+        )
+
+    return criteria
+
+
+@scoped
+class Document(Model):
+    __tablename__ = "document"
+    __table_args__ = (
+        CheckConstraint(_one_of("doc_type", DOC_TYPES), name="ck_document_type"),
+        CheckConstraint(
+            "(client_id IS NOT NULL AND lead_id IS NULL) OR (client_id IS NULL AND lead_id IS NOT NULL)",
+            name="ck_document_one_owner",
+        ),
+        CheckConstraint("size_bytes > 0", name="ck_document_not_empty"),
+        CheckConstraint("version >= 1", name="ck_document_version"),
+        UniqueConstraint("client_id", "doc_type", "version", name="uq_document_client_version"),
+        UniqueConstraint("lead_id", "doc_type", "version", name="uq_document_lead_version"),
+        Index("ix_document_expires_on", "expires_on"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    doc_type: Mapped[str] = mapped_column(String(30))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("client.id"), index=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("lead.id"), index=True)
+    original_name: Mapped[str] = mapped_column(String(255))
+    """As the uploader named it: shown (escaped), never used as a path."""
+    storage_backend: Mapped[str] = mapped_column(String(10))
+    storage_key: Mapped[str] = mapped_column(String(512), unique=True)
+    content_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("ab_user.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    client: Mapped[Client | None] = relationship(Client)
+    lead: Mapped[Lead | None] = relationship(Lead)
+    uploaded_by: Mapped[User] = relationship(User)
+
+    __scope__ = {"branch": _visible_owner("branch"), "own": _visible_owner("own")}
+
+    @property
+    def owner(self) -> Client | Lead | None:
+        return self.client or self.lead
+
+    def __repr__(self) -> str:
+        return f"{self.doc_type.replace('_', ' ')} v{self.version} ({self.original_name})"

@@ -1,0 +1,174 @@
+"""Uploading and serving documents: checked by their bytes, versioned, stored, audited."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import date
+
+import filetype
+from flask import current_app
+from flask_appbuilder.security.sqla.models import User
+from sqlalchemy import func, select
+
+from app.clients.models import Client
+from app.core.errors import FieldError, NotFound
+from app.core.storage import get_storage
+from app.core.validators import clean_text
+from app.documents.models import DOC_TYPES, Document
+from app.extensions import db
+from app.leads.models import Lead
+from app.security.scoping import UNSCOPED, Actor, current_actor
+
+PDF, PNG, JPEG = "application/pdf", "image/png", "image/jpeg"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+FORMAT_NAMES = {PDF: "PDF", PNG: "PNG", JPEG: "JPEG", DOCX: "Word (DOCX)", XLSX: "Excel (XLSX)"}
+EXTENSIONS = {PDF: "pdf", PNG: "png", JPEG: "jpg", DOCX: "docx", XLSX: "xlsx"}
+
+_SCANS = frozenset({PDF, PNG, JPEG})
+# Which formats each document type accepts; anything else is refused.
+ALLOWED_FORMATS: dict[str, frozenset[str]] = {doc_type: _SCANS for doc_type in DOC_TYPES}
+ALLOWED_FORMATS.update(
+    {
+        "bank_statement": _SCANS | {XLSX},
+        "income_proof": _SCANS | {XLSX},
+        "invoice": _SCANS | {XLSX},
+        "indicative_letter": _SCANS | {DOCX},
+        "signed_form": _SCANS | {DOCX},
+        "contract": _SCANS | {DOCX},
+        "other": _SCANS | {DOCX, XLSX},
+    }
+)
+
+
+def max_upload_bytes() -> int:
+    return int(current_app.config.get("CRM_MAX_UPLOAD_BYTES", 10 * 1024 * 1024))
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The file's real format from its first bytes (its name and the browser's word are ignored)."""
+    kind = filetype.guess(data)
+    return kind.mime if kind else None
+
+
+def _describe(mime: str | None) -> str:
+    if mime is None:
+        return "not a recognised document format"
+    return f"a {FORMAT_NAMES.get(mime, mime)} file"
+
+
+def check_file(doc_type: str, data: bytes) -> str:
+    """The format of ``data`` if a ``doc_type`` may be this file; FieldError naming why not."""
+    if doc_type not in DOC_TYPES:
+        raise FieldError(f"must be one of: {', '.join(DOC_TYPES)}.", "doc_type")
+    if not data:
+        raise FieldError("is empty (0 bytes).", "file")
+    limit = max_upload_bytes()
+    if len(data) > limit:
+        raise FieldError(f"is {len(data):,} bytes; the limit is {limit:,} bytes.", "file")
+    mime = sniff_format(data)
+    allowed = ALLOWED_FORMATS[doc_type]
+    if mime not in allowed:
+        names = ", ".join(sorted(FORMAT_NAMES[m] for m in allowed))
+        label = doc_type.replace("_", " ")
+        raise FieldError(f"is {_describe(mime)}; a {label} must be {names}.", "file")
+    return mime
+
+
+@dataclass(frozen=True)
+class Owner:
+    kind: str  # "client" or "lead"
+    record: Client | Lead
+
+
+def find_owner(client_id: int | None = None, lead_id: int | None = None) -> Owner:
+    """The client or lead a document belongs to, if the actor may see it (else 'not found')."""
+    if (client_id is None) == (lead_id is None):
+        raise FieldError("name exactly one owner: a client or a lead.", "owner")
+    model, kind, pk = (
+        (Client, "client", client_id) if client_id is not None else (Lead, "lead", lead_id)
+    )
+    record = db.session.scalar(select(model).where(model.id == pk))
+    if record is None:
+        raise FieldError(f"no such {kind} (or it is not one of yours).", f"{kind}_id")
+    return Owner(kind, record)
+
+
+def next_version(owner: Owner, doc_type: str) -> int:
+    column = Document.client_id if owner.kind == "client" else Document.lead_id
+    current = db.session.execute(
+        select(func.max(Document.version)).where(
+            column == owner.record.id, Document.doc_type == doc_type
+        ),
+        execution_options=UNSCOPED,
+    ).scalar()
+    return (current or 0) + 1
+
+
+def upload_document(
+    owner: Owner,
+    doc_type: str,
+    filename: str | None,
+    data: bytes,
+    expires_on: date | None = None,
+    actor: Actor | None = None,
+) -> Document:
+    """Check, store and record a document as the next version of its type for its owner.
+
+    The bytes are stored first under a key the server makes; the row is added to the session
+    (the caller commits). A failed commit leaves an unreferenced file, never a row without one.
+    """
+    actor = actor if actor is not None else current_actor()
+    mime = check_file(doc_type, data)
+    name = clean_text(filename, "file", 255) or "unnamed"
+    if expires_on is not None and not isinstance(expires_on, date):
+        raise FieldError("must be a date.", "expires_on")
+    version = next_version(owner, doc_type)
+    key = f"documents/{owner.kind}/{owner.record.id}/{doc_type}/v{version}-{uuid.uuid4().hex}.{EXTENSIONS[mime]}"
+    storage = get_storage()
+    storage.put(key, data, mime)
+    uploader = db.session.get(User, actor.user_id) if actor and actor.user_id else None
+    if uploader is None:
+        raise FieldError("an upload needs a signed-in member of staff.", "uploaded_by")
+    document = Document(
+        doc_type=doc_type,
+        client_id=owner.record.id if owner.kind == "client" else None,
+        lead_id=owner.record.id if owner.kind == "lead" else None,
+        original_name=name,
+        storage_backend=storage.name,
+        storage_key=key,
+        content_type=mime,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        version=version,
+        expires_on=expires_on,
+        uploaded_by=uploader,
+    )
+    db.session.add(document)
+    return document
+
+
+@dataclass(frozen=True)
+class Download:
+    document: Document
+    url: str | None  # a presigned URL (S3), or None: stream ``data``
+    data: bytes | None
+
+
+def open_document(document_id: int) -> Download:
+    """A document the actor may see, for download; the access is audited."""
+    from app.core.audit import record_event
+
+    document = db.session.scalar(select(Document).where(Document.id == document_id))
+    if document is None:
+        raise NotFound("no such document.")
+    storage = get_storage()
+    seconds = int(current_app.config.get("CRM_DOWNLOAD_URL_SECONDS", 300))
+    url = storage.download_url(
+        document.storage_key, document.original_name, document.content_type, seconds
+    )
+    data = None if url else storage.get(document.storage_key)
+    record_event("download", record=document, detail=f"{document.doc_type} v{document.version}")
+    return Download(document, url, data)
