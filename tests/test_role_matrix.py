@@ -11,8 +11,8 @@ from app.extensions import db
 from app.security.roles import (
     ADMIN_ONLY_MENUS,
     ADMIN_ONLY_VIEWS,
-    MENU_CATEGORIES,
     EXTRA_ACTIONS,
+    MENU_CATEGORIES,
     RESOURCES,
     ROLES,
     SELF_SERVICE_PERMISSIONS,

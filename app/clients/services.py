@@ -14,6 +14,7 @@ from stdnum.in_ import pan as in_pan
 from app.clients.models import CLIENT_STATUSES, CLIENT_TYPES, KYC_STATUSES, Client
 from app.core.crypto import lookup_hash
 from app.core.errors import FieldError, NotFound, PermissionDenied
+from app.core.unit_of_work import without_autoflush
 from app.core.validators import clean_text, normalise_email, normalise_phone
 from app.extensions import db
 from app.org.models import StaffProfile
@@ -49,6 +50,7 @@ def _keep_unchanged_when_blank(client: Client, field: str) -> None:
             setattr(client, field, history.deleted[0])
 
 
+@without_autoflush
 def prepare_client(client: Client, actor: Actor | None = None) -> Client:
     actor = actor if actor is not None else current_actor()
     client.name = clean_text(client.name, "name", 200, required=True)

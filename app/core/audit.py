@@ -23,6 +23,7 @@ from typing import Any
 from flask import has_request_context, request
 from sqlalchemy import Connection, event, insert, inspect, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.base import NO_VALUE
 
 from app.audit.models import AuditLog
 from app.core.masking import mask
@@ -160,7 +161,8 @@ def record_event(
     from app.extensions import db
 
     if record is not None:
-        record_type, record_id = record.__tablename__, inspect(record).identity[0]
+        record_type = record.__tablename__
+        record_id = inspect(record).mapper.primary_key_from_instance(record)[0]
     entry = Entry(
         action=action,
         record_type=record_type,
@@ -173,6 +175,12 @@ def record_event(
         append_entries(connection, [entry])
 
 
+def record_rejection(record_type: str, reason: str) -> None:
+    """Input a rule refused: who tried what, and why (nothing else was written)."""
+    where = f"{request.method} {request.path}: " if has_request_context() else ""
+    record_event("rejected", record_type=record_type, detail=f"{where}{reason}"[:2000])
+
+
 # ---- create / update / delete, from the ORM -----------------------------------------------
 
 
@@ -183,7 +191,34 @@ def _masked(table: str, column: Any, value: Any) -> Any:
     return _jsonable(value)
 
 
-def _changes(obj: Any, action: str) -> dict[str, list[Any]]:
+def _snapshot_unloaded_before_values(session: Session, flush_context: Any, instances: Any) -> None:
+    """An attribute set while expired (e.g. after a commit) has no 'before' in its history;
+    read those columns' committed values once per object so the audit row can show them."""
+    for obj in list(session.dirty):
+        if not _audited(obj):
+            continue
+        state = inspect(obj)
+        missing = [
+            attr
+            for attr in state.mapper.column_attrs
+            if (h := state.attrs[attr.key].history).added and not h.deleted and not h.unchanged
+        ]
+        if not missing or state.key is None:
+            continue
+        pk_columns = state.mapper.primary_key
+        query = select(*[attr.columns[0] for attr in missing]).where(
+            *[col == value for col, value in zip(pk_columns, state.key[1], strict=True)]
+        )
+        with session.no_autoflush:
+            row = session.execute(query, execution_options={"crm_unscoped": True}).first()
+        if row is not None:
+            before = session.info.setdefault("audit_before", {})
+            before[id(obj)] = {attr.key: row[i] for i, attr in enumerate(missing)}
+
+
+def _changes(
+    obj: Any, action: str, before_values: dict[str, Any] | None = None
+) -> dict[str, list[Any]]:
     state = inspect(obj)
     table = obj.__tablename__
     ignored = IGNORED_COLUMNS.get(table, set())
@@ -195,21 +230,24 @@ def _changes(obj: Any, action: str) -> dict[str, list[Any]]:
         column = attr.columns[0]
         if action == "create":
             value = state.attrs[key].loaded_value
-            if value is not None and not isinstance(value, type(state.attrs[key]).__class__):
+            if value is not None and value is not NO_VALUE:
                 changes[key] = [None, _masked(table, column, value)]
         elif action == "delete":
             value = state.attrs[key].loaded_value
-            if value is not None:
+            if value is not None and value is not NO_VALUE:
                 changes[key] = [_masked(table, column, value), None]
         else:
             history = state.attrs[key].history
             if not history.has_changes():
                 continue
-            before = history.deleted[0] if history.deleted else None
+            if history.deleted:
+                before = history.deleted[0]
+            else:
+                before = (before_values or {}).get(key)
             after = history.added[0] if history.added else None
             if before != after:
                 changes[key] = [_masked(table, column, before), _masked(table, column, after)]
-    return {k: v for k, v in changes.items() if v[0] != v[1]}
+    return changes
 
 
 def _audited(obj: Any) -> bool:
@@ -228,20 +266,21 @@ def _entries_for_flush(session: Session) -> Iterator[Entry]:
                 continue
             if action == "update" and not session.is_modified(obj, include_collections=False):
                 continue
-            changes = _changes(obj, action)
+            changes = _changes(obj, action, session.info.get("audit_before", {}).get(id(obj)))
             if action == "update" and not changes:
                 continue
-            identity = inspect(obj).identity
+            key = inspect(obj).mapper.primary_key_from_instance(obj)
             yield Entry(
                 action=action,
                 record_type=obj.__tablename__,
-                record_id=str(identity[0]) if identity else None,
+                record_id=str(key[0]) if key and key[0] is not None else None,
                 changes=changes,
             )
 
 
 def _audit_flush(session: Session, flush_context: Any) -> None:
     entries = list(_entries_for_flush(session))
+    session.info.pop("audit_before", None)
     if entries:
         append_entries(session.connection(), entries)
 
@@ -253,6 +292,7 @@ def install_audit_hooks() -> None:
     global _installed
     if _installed:
         return
+    event.listen(Session, "before_flush", _snapshot_unloaded_before_values)
     event.listen(Session, "after_flush", _audit_flush)
     _installed = True
 

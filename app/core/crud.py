@@ -16,6 +16,7 @@ from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy.exc import IntegrityError
 
+from app.core.audit import record_rejection
 from app.core.errors import DomainError
 from app.security.roles import API_METHOD_ACTIONS, VIEW_METHOD_ACTIONS
 
@@ -69,10 +70,20 @@ class ServiceModelView(NoFileDownloadMixin, ModelView):
         }
 
     def pre_add(self, item: Any) -> None:
-        type(self).prepare(item)
+        _prepare_or_record(self, item)
 
     def pre_update(self, item: Any) -> None:
-        type(self).prepare(item)
+        _prepare_or_record(self, item)
+
+
+def _prepare_or_record(view: Any, item: Any) -> None:
+    """Run the service's preparation; a refusal is written to the audit log, then re-raised
+    for FAB to show on the form."""
+    try:
+        type(view).prepare(item)
+    except DomainError as exc:
+        record_rejection(view.datamodel.obj.__tablename__, str(exc))
+        raise
 
 
 class ServiceModelRestApi(ModelRestApi):
@@ -98,12 +109,17 @@ class ServiceModelRestApi(ModelRestApi):
 
     def _answer_business_errors(self, call: Callable[..., Response], *args: Any) -> Response:
         try:
-            return call(*args)
+            response = call(*args)
         except DomainError as exc:
             self.datamodel.session.rollback()
+            record_rejection(self.datamodel.obj.__tablename__, str(exc))
             return self.response(exc.status, **exc.as_json())
         except IntegrityError as exc:
             self.datamodel.session.rollback()
+            record_rejection(self.datamodel.obj.__tablename__, f"conflict: {exc.orig}")
             return self.response(
                 409, message=f"This change conflicts with existing data: {exc.orig}"
             )
+        if response.status_code in (400, 422):  # refused by FAB's schema (unknown field, length)
+            record_rejection(self.datamodel.obj.__tablename__, response.get_data(as_text=True))
+        return response

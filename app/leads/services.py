@@ -14,6 +14,7 @@ from sqlalchemy import inspect, select
 
 from app.core.errors import FieldError, PermissionDenied
 from app.core.types import utcnow
+from app.core.unit_of_work import without_autoflush
 from app.core.validators import clean_text, normalise_email, normalise_phone
 from app.extensions import db
 from app.leads.models import (
@@ -90,6 +91,7 @@ def assignable_branches() -> list[Branch]:
     return list(db.session.scalars(query))
 
 
+@without_autoflush
 def prepare_lead(lead: Lead, actor: Actor | None = None) -> Lead:
     """Clean and check ``lead`` in place before it is added or updated; raise FieldError."""
     actor = actor if actor is not None else current_actor()
@@ -162,6 +164,7 @@ def _assign(lead: Lead, actor: Actor | None) -> None:
     )
 
 
+@without_autoflush
 def prepare_interaction(interaction: Interaction, actor: Actor | None = None) -> Interaction:
     """Clean and check an interaction; the author is the signed-in user."""
     actor = actor if actor is not None else current_actor()

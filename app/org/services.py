@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask import current_app
 
 from app.core.errors import FieldError
+from app.core.unit_of_work import without_autoflush
 from app.core.validators import clean_text, normalise_phone
 from app.org.models import Branch, StaffProfile
 
@@ -22,6 +23,7 @@ def check_timezone(value: object) -> str:
     return name
 
 
+@without_autoflush
 def prepare_branch(branch: Branch) -> Branch:
     branch.name = clean_text(branch.name, "name", 100, required=True)
     code = clean_text(branch.code, "code", 20, required=True)
@@ -33,6 +35,7 @@ def prepare_branch(branch: Branch) -> Branch:
     return branch
 
 
+@without_autoflush
 def prepare_staff_profile(profile: StaffProfile) -> StaffProfile:
     profile.title = clean_text(profile.title, "title", 100)
     profile.phone = normalise_phone(
