@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
+from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import inspect, select
 from stdnum.au import tfn as au_tfn
 from stdnum.exceptions import ValidationError as StdnumError
@@ -17,7 +18,7 @@ from app.core.errors import FieldError, NotFound, PermissionDenied
 from app.core.unit_of_work import without_autoflush
 from app.core.validators import clean_text, normalise_email, normalise_phone
 from app.extensions import db
-from app.org.models import StaffProfile
+from app.org.models import Branch, StaffProfile
 from app.security.scoping import UNSCOPED, Actor, current_actor
 
 # field -> (stdnum module, look-up hash column, label)
@@ -95,6 +96,15 @@ def _place(client: Client, actor: Actor | None) -> None:
         ).scalar_one_or_none()
     if client.branch_id is None:
         raise FieldError("a client belongs to a branch.", "branch")
+    # Set the relationships too: a blank drop-down left them None, which would win at flush.
+    client.branch = db.session.get(Branch, client.branch_id)
+    if client.branch is None:
+        raise FieldError("no such branch.", "branch")
+    client.relationship_manager = (
+        db.session.get(User, client.relationship_manager_id)
+        if client.relationship_manager_id
+        else None
+    )
 
 
 def find_clients_by_identifier(field: str, value: str) -> list[Client]:

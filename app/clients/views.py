@@ -11,9 +11,10 @@ from app.clients import services
 from app.clients.models import CLIENT_STATUSES, CLIENT_TYPES, Client
 from app.core.crud import CrmSQLAInterface, ServiceModelView
 from app.core.errors import DomainError
-from app.core.forms import choice_field, display_choice
+from app.core.forms import choice_field, display_choice, optional_relation_field
 from app.core.validators import form_validator
 from app.documents.views import DocumentView
+from app.org import services as org_services
 from app.security.roles import VIEW_METHOD_ACTIONS
 
 
@@ -108,6 +109,12 @@ class ClientView(ServiceModelView):
         "pan": _identifier_input("PAN", "pan"),
         "aadhaar": _identifier_input("Aadhaar", "aadhaar"),
         "tax_file_number": _identifier_input("Tax file number", "tax_file_number"),
+        "branch": optional_relation_field(
+            "Branch", org_services.assignable_branches, "(my branch)"
+        ),
+        "relationship_manager": optional_relation_field(
+            "Relationship manager", org_services.assignable_staff, "(me, when I am an agent)"
+        ),
     }
     edit_form_extra_fields = add_form_extra_fields
     edit_exclude_columns = ["kyc_status"]

@@ -75,22 +75,6 @@ def _previous_value(obj: object, attribute: str) -> Any:
     return getattr(obj, attribute) if inspect(obj).persistent else None
 
 
-def assignable_agents() -> list[User]:
-    """Staff a lead may be assigned to by the signed-in user: their own profile for an agent,
-    their branch for a manager, everyone for an admin (StaffProfile is row-scoped)."""
-    query = select(User).join(StaffProfile, StaffProfile.user_id == User.id).order_by(User.username)
-    return list(db.session.scalars(query))
-
-
-def assignable_branches() -> list[Branch]:
-    """Branches a lead may be put in: one's own unless one sees every branch."""
-    actor = current_actor()
-    query = select(Branch).order_by(Branch.name)
-    if actor is not None and actor.user_id is not None and not actor.sees_everything:
-        query = query.where(Branch.id == actor.branch_id)
-    return list(db.session.scalars(query))
-
-
 @without_autoflush
 def prepare_lead(lead: Lead, actor: Actor | None = None) -> Lead:
     """Clean and check ``lead`` in place before it is added or updated; raise FieldError."""

@@ -20,6 +20,7 @@ from app.leads.models import (
     Interaction,
     Lead,
 )
+from app.org import services as org_services
 
 
 class InteractionView(ServiceModelView):
@@ -122,10 +123,10 @@ class LeadView(ServiceModelView):
             "Investment capacity", INVESTMENT_CAPACITY_BANDS, required=False
         ),
         "branch": optional_relation_field(
-            "Branch", services.assignable_branches, "(the agent's branch)"
+            "Branch", org_services.assignable_branches, "(the agent's branch)"
         ),
         "assigned_agent": optional_relation_field(
-            "Assigned agent", services.assignable_agents, "(me, when I am an agent)"
+            "Assigned agent", org_services.assignable_staff, "(me, when I am an agent)"
         ),
     }
     edit_form_extra_fields = add_form_extra_fields

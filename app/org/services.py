@@ -5,11 +5,15 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
+from flask_appbuilder.security.sqla.models import User
+from sqlalchemy import select
 
 from app.core.errors import FieldError
 from app.core.unit_of_work import without_autoflush
 from app.core.validators import clean_text, normalise_phone
+from app.extensions import db
 from app.org.models import Branch, StaffProfile
+from app.security.scoping import current_actor
 
 
 def check_timezone(value: object) -> str:
@@ -65,7 +69,7 @@ def create_staff(
     manager_id: int | None = None,
 ) -> StaffProfile:
     """A FAB user with the given roles plus their staff profile (the caller commits)."""
-    from app.extensions import appbuilder, db
+    from app.extensions import appbuilder
 
     sm = appbuilder().sm
     role_rows = []
@@ -87,3 +91,19 @@ def create_staff(
     db.session.add(profile)
     db.session.flush()
     return profile
+
+
+def assignable_staff() -> list[User]:
+    """Staff a record (lead, client) may be assigned to by the signed-in user: their own profile for an agent,
+    their branch for a manager, everyone for an admin (StaffProfile is row-scoped)."""
+    query = select(User).join(StaffProfile, StaffProfile.user_id == User.id).order_by(User.username)
+    return list(db.session.scalars(query))
+
+
+def assignable_branches() -> list[Branch]:
+    """Branches a lead may be put in: one's own unless one sees every branch."""
+    actor = current_actor()
+    query = select(Branch).order_by(Branch.name)
+    if actor is not None and actor.user_id is not None and not actor.sees_everything:
+        query = query.where(Branch.id == actor.branch_id)
+    return list(db.session.scalars(query))
