@@ -44,7 +44,10 @@ def seed_demo_command(leads: int) -> None:
         click.echo("demo data already present; nothing added.")
         return
     db.session.commit()
-    click.echo(f"demo data added: {created['branches']} branches, {created['leads']} leads.")
+    click.echo(
+        f"demo data added: {created['branches']} branches, {created['leads']} leads, "
+        f"{created['clients']} clients."
+    )
     click.echo(f"logins (password for all: {DEMO_PASSWORD}):")
     for username, role in created["logins"]:
         click.echo(f"  {username:<12} {role}")

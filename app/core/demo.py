@@ -100,9 +100,42 @@ def seed_demo(lead_count: int = 60, seed: int = 7) -> dict | None:
                 body="Demo interaction.",
                 author=agent.user,
             )
+    clients = _demo_clients(rng, agents)
     db.session.flush()
     return {
+        "clients": clients,
         "branches": len(branches),
         "leads": lead_count,
         "logins": [(username, role) for username, role, *_ in STAFF],
     }
+
+
+def _demo_clients(rng: random.Random, agents: list) -> int:
+    """A few clients per agent, Indian ones with a valid PAN and Aadhaar (shown masked)."""
+    from stdnum import verhoeff
+
+    from app.clients.models import Client
+    from app.clients.services import prepare_client
+
+    count = 0
+    for agent in agents:
+        for _ in range(3):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            fields = {}
+            if agent.branch.code == "MUM":
+                letters = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(3))
+                fields["pan"] = f"{letters}P{last[0].upper()}{rng.randrange(1000, 10000)}{rng.choice('ABCDEFGH')}"
+                base = f"{rng.randrange(2, 10)}{rng.randrange(10**9, 10**10)}"
+                fields["aadhaar"] = base + verhoeff.calc_check_digit(base)
+            client = prepare_client(
+                Client(
+                    name=f"{first} {last}",
+                    email=f"{first}.{last}.{count}@client.example".lower(),
+                    branch_id=agent.branch_id,
+                    relationship_manager_id=agent.user_id,
+                    **fields,
+                )
+            )
+            db.session.add(client)
+            count += 1
+    return count
