@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,8 @@ class IsolatedClient(FlaskClient):
 
 
 def build_app(database_url: str, **overrides: object) -> Flask:
+    # Uploaded files go to a throw-away folder, never the repository's instance/.
+    overrides.setdefault("STORAGE_LOCAL_ROOT", tempfile.mkdtemp(prefix="fincrm-files-"))
     settings = type(
         "Settings",
         (config.TestConfig,),

@@ -124,7 +124,9 @@ def _demo_clients(rng: random.Random, agents: list) -> int:
             fields = {}
             if agent.branch.code == "MUM":
                 letters = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(3))
-                fields["pan"] = f"{letters}P{last[0].upper()}{rng.randrange(1000, 10000)}{rng.choice('ABCDEFGH')}"
+                fields["pan"] = (
+                    f"{letters}P{last[0].upper()}{rng.randrange(1000, 10000)}{rng.choice('ABCDEFGH')}"
+                )
                 base = f"{rng.randrange(2, 10)}{rng.randrange(10**9, 10**10)}"
                 fields["aadhaar"] = base + verhoeff.calc_check_digit(base)
             client = prepare_client(

@@ -8,7 +8,7 @@ from flask import redirect, request
 from flask_appbuilder.api import expose, protect, safe
 
 from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
-from app.core.errors import DomainError, FieldError
+from app.core.errors import DomainError, FieldError, NotFound
 from app.documents import services
 from app.documents.models import Document
 from app.documents.views import file_response
@@ -57,6 +57,10 @@ class DocumentApi(ServiceModelRestApi):
     class_permission_name = "Document"
     method_permission_name = {**API_METHOD_ACTIONS, "upload": "write", "download": "read"}
     base_permissions = ["can_read", "can_write"]
+    # Documents are immutable and only created through ``upload`` (which checks the bytes):
+    # FAB's generic create/edit/delete would let a writer forge or rewrite a row's
+    # storage key, content type, checksum or size without any file behind it.
+    exclude_route_methods = {"post", "put", "delete"}
     allow_browser_login = True
     list_columns = COLUMNS
     show_columns = COLUMNS
@@ -117,8 +121,10 @@ class DocumentApi(ServiceModelRestApi):
         """
         try:
             download = services.open_document(pk)
-        except DomainError:
+        except NotFound:
             return self.response_404()
+        except DomainError as exc:
+            return self.response(exc.status, **exc.as_json())
         if download.url:
             return redirect(download.url)
         return file_response(download)

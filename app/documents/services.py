@@ -13,13 +13,20 @@ from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import func, select
 
 from app.clients.models import Client
-from app.core.errors import FieldError, NotFound
-from app.core.storage import get_storage
+from app.core.errors import DomainError, FieldError, NotFound
+from app.core.storage import StorageError, get_storage
 from app.core.validators import clean_text
 from app.documents.models import DOC_TYPES, Document
 from app.extensions import db
 from app.leads.models import Lead
 from app.security.scoping import UNSCOPED, Actor, current_actor
+
+
+class StorageUnavailable(DomainError):
+    """The file cannot be reached (backend down or not configured): try again later."""
+
+    status = 503
+
 
 PDF, PNG, JPEG = "application/pdf", "image/png", "image/jpeg"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -56,7 +63,9 @@ def sniff_format(data: bytes) -> str | None:
 def _describe(mime: str | None) -> str:
     if mime is None:
         return "not a recognised document format"
-    return f"a {FORMAT_NAMES.get(mime, mime)} file"
+    if mime in FORMAT_NAMES:
+        return f"a {FORMAT_NAMES[mime]} file"
+    return f"an unsupported kind of file ({mime})"
 
 
 def check_file(doc_type: str, data: bytes) -> str:
@@ -127,11 +136,14 @@ def upload_document(
         raise FieldError("must be a date.", "expires_on")
     version = next_version(owner, doc_type)
     key = f"documents/{owner.kind}/{owner.record.id}/{doc_type}/v{version}-{uuid.uuid4().hex}.{EXTENSIONS[mime]}"
-    storage = get_storage()
-    storage.put(key, data, mime)
     uploader = db.session.get(User, actor.user_id) if actor and actor.user_id else None
-    if uploader is None:
+    if uploader is None:  # checked before storing, so a refused upload writes nothing
         raise FieldError("an upload needs a signed-in member of staff.", "uploaded_by")
+    storage = get_storage()
+    try:
+        storage.put(key, data, mime)
+    except StorageError as exc:
+        raise StorageUnavailable(f"the file could not be stored ({exc}); try again later.") from exc
     document = Document(
         doc_type=doc_type,
         client_id=owner.record.id if owner.kind == "client" else None,
@@ -165,10 +177,18 @@ def open_document(document_id: int) -> Download:
     if document is None:
         raise NotFound("no such document.")
     storage = get_storage()
+    if document.storage_backend != storage.name:
+        raise StorageUnavailable(
+            f"this document is kept on the {document.storage_backend} storage, but the app is "
+            f"configured for {storage.name}; ask an administrator."
+        )
     seconds = int(current_app.config.get("CRM_DOWNLOAD_URL_SECONDS", 300))
     url = storage.download_url(
         document.storage_key, document.original_name, document.content_type, seconds
     )
-    data = None if url else storage.get(document.storage_key)
+    try:
+        data = None if url else storage.get(document.storage_key)
+    except (StorageError, FileNotFoundError) as exc:
+        raise StorageUnavailable(f"the stored file cannot be read ({exc}).") from exc
     record_event("download", record=document, detail=f"{document.doc_type} v{document.version}")
     return Download(document, url, data)

@@ -14,7 +14,7 @@ from wtforms.validators import InputRequired, Optional
 
 from app.clients.models import Client
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin
-from app.core.errors import DomainError
+from app.core.errors import DomainError, NotFound
 from app.core.forms import display_choice, optional_relation_field
 from app.documents import services
 from app.documents.models import DOC_TYPES, Document
@@ -47,9 +47,18 @@ class UploadForm(FlaskForm):
 class DocumentView(NoFileDownloadMixin, ModelView):
     datamodel = CrmSQLAInterface(Document)
     class_permission_name = "Document"
-    method_permission_name = {**VIEW_METHOD_ACTIONS, "upload": "write", "file": "read"}
+    # "delete" is mapped to write (nobody holds can_delete here) so that whoever may upload is
+    # told why there is no delete (405) instead of an unexplained "access denied".
+    method_permission_name = {
+        **VIEW_METHOD_ACTIONS,
+        "upload": "write",
+        "file": "read",
+        "delete": "write",
+    }
     base_permissions = ["can_read", "can_write"]
     """Documents are immutable: a correction is a new version, so there is no edit or delete."""
+    extra_args = {"audit_record_type": Document.__tablename__}
+    """The show page's link to the document's history (uploads and downloads) in the audit log."""
 
     list_title = "Documents"
     list_columns = [
@@ -127,7 +136,8 @@ class DocumentView(NoFileDownloadMixin, ModelView):
                 db.session.commit()
             except DomainError as exc:
                 db.session.rollback()
-                target = getattr(form, exc.field, None) if exc.field else None
+                field = {"client_id": "client", "lead_id": "lead"}.get(exc.field, exc.field)
+                target = getattr(form, field, None) if field else None
                 if target is not None and hasattr(target, "errors"):
                     target.errors = [*target.errors, exc.message]
                 else:
@@ -145,7 +155,7 @@ class DocumentView(NoFileDownloadMixin, ModelView):
         """Download through the permission check: a presigned URL for S3, else the bytes."""
         try:
             download = services.open_document(pk)
-        except DomainError:
+        except NotFound:
             abort(404)
         if download.url:
             return redirect(download.url)
