@@ -105,6 +105,22 @@ class Config:
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "localhost")
     MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "fincrm@localhost")
+    MAIL_USE_TLS = _env_bool("MAIL_USE_TLS", False)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    CRM_BASE_URL = os.environ.get("CRM_BASE_URL", "http://127.0.0.1:8080")
+
+    # SMS: "logging" (default) writes messages to the log; "http" posts to SMS_GATEWAY_URL.
+    SMS_GATEWAY = os.environ.get("SMS_GATEWAY", "logging")
+    SMS_GATEWAY_URL = os.environ.get("SMS_GATEWAY_URL") or None
+    SMS_GATEWAY_TOKEN = os.environ.get("SMS_GATEWAY_TOKEN") or None
+
+    # Outbox dispatch
+    CRM_OUTBOX_LEASE_SECONDS = int(os.environ.get("CRM_OUTBOX_LEASE_SECONDS", 300))
+    CRM_OUTBOX_MAX_ATTEMPTS = int(os.environ.get("CRM_OUTBOX_MAX_ATTEMPTS", 5))
+    CRM_DISPATCH_THROTTLE_SECONDS = float(os.environ.get("CRM_DISPATCH_THROTTLE_SECONDS", 0))
+    # Embedded mode (no REDIS_URL): `python run.py` runs periodic jobs in a background thread.
+    CRM_INPROCESS_SCHEDULER = _env_bool("CRM_INPROCESS_SCHEDULER", True)
 
     # Encryption keys for PII columns (comma-separated Fernet keys, newest first; all decrypt).
     # Outside production a key derived from SECRET_KEY is used when none is set.

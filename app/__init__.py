@@ -35,6 +35,7 @@ def create_app(config: object | None = None) -> Flask:
             render_as_batch=True,
         )
 
+        from app.comms.services import install_outbox_hooks
         from app.core.audit import install_audit_hooks
         from app.security.events import install_security_event_hooks
         from app.security.manager import CrmSecurityManager
@@ -42,6 +43,7 @@ def create_app(config: object | None = None) -> Flask:
 
         install_row_scoping(db)
         install_audit_hooks()
+        install_outbox_hooks()
         install_security_event_hooks()
         builder = AppBuilder(security_manager_class=CrmSecurityManager, update_perms=False)
         builder.init_app(app, db.session)
@@ -55,11 +57,25 @@ def create_app(config: object | None = None) -> Flask:
         from app.core.errors import register_error_handlers
 
         register_error_handlers(app)
+        _add_navbar_context(app)
 
     from app.core.cli import crm_cli
 
     app.cli.add_command(crm_cli)
     return app
+
+
+def _add_navbar_context(app: Flask) -> None:
+    """The unread count beside the bell in the navbar (one indexed count per page)."""
+    from flask_login import current_user
+
+    @app.context_processor
+    def unread_notifications() -> dict:
+        if not current_user or not current_user.is_authenticated:
+            return {"crm_unread_notifications": 0}
+        from app.comms.services import unread_count
+
+        return {"crm_unread_notifications": unread_count(current_user.id)}
 
 
 def _protect_forms_from_csrf(app: Flask, builder: AppBuilder) -> None:

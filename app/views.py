@@ -9,6 +9,13 @@ def register_views(builder: AppBuilder) -> None:
     from app.audit.views import AuditLogApi, AuditLogView
     from app.clients.api import ClientApi
     from app.clients.views import ClientView
+    from app.comms.views import (
+        MessageLogView,
+        MyPreferencesView,
+        NotificationCenterView,
+        OutboxView,
+        PreferenceView,
+    )
     from app.documents.api import DocumentApi
     from app.documents.views import DocumentView
     from app.leads.api import InteractionApi, LeadApi
@@ -37,5 +44,16 @@ def register_views(builder: AppBuilder) -> None:
         category_icon="fa-shield",
     )
     builder.add_view(AuditLogView, "Audit log", icon="fa-history", category="Compliance")
+    builder.add_view(
+        NotificationCenterView,
+        "Notifications",
+        icon="fa-bell",
+        category="Communication",
+        category_icon="fa-envelope",
+    )
+    builder.add_view(MyPreferencesView, "My preferences", icon="fa-cog", category="Communication")
+    builder.add_view(OutboxView, "Outbox", icon="fa-paper-plane", category="Communication")
+    builder.add_view(MessageLogView, "Message log", icon="fa-list", category="Communication")
+    builder.add_view(PreferenceView, "Preferences", icon="fa-sliders", category="Communication")
     for api in (LeadApi, InteractionApi, BranchApi, StaffApi, ClientApi, DocumentApi, AuditLogApi):
         builder.add_api(api)

@@ -54,6 +54,10 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "Client": ("Clients",),
     "Document": ("Documents",),
     "AuditLog": ("Audit log",),
+    "Notification": ("Notifications", "My preferences"),
+    "Outbox": ("Outbox",),
+    "MessageLog": ("Message log",),
+    "NotificationPreference": ("Preferences",),
 }
 # Actions a resource has beyond read/write/delete (each its own permission).
 EXTRA_ACTIONS: dict[str, frozenset[str]] = {"Client": frozenset({REVEAL})}
@@ -62,7 +66,10 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
     "Organisation": ("Branches", "Staff"),
     "Sales": ("Leads", "Interactions", "Clients"),
     "Compliance": ("Documents", "Audit log"),
+    "Communication": ("Notifications", "My preferences", "Outbox", "Message log", "Preferences"),
 }
+# Every signed-in member of staff has these, whatever their role.
+EVERYONE: dict[str, frozenset[str]] = {"Notification": R}
 
 # FAB's own screens. Self-service ones every signed-in role gets; the rest are Admin's alone.
 SELF_SERVICE_PERMISSIONS = frozenset(
@@ -128,8 +135,15 @@ class RoleSpec:
     description: str = ""
 
 
+def _with_everyone(grants: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    merged = dict(grants)
+    for resource, actions in EVERYONE.items():
+        merged[resource] = merged.get(resource, frozenset()) | actions
+    return merged
+
+
 ROLES: dict[str, RoleSpec] = {
-    spec.name: spec
+    spec.name: RoleSpec(spec.name, spec.scope, _with_everyone(spec.grants), spec.description)
     for spec in (
         RoleSpec(
             "Admin",
@@ -159,7 +173,7 @@ ROLES: dict[str, RoleSpec] = {
         RoleSpec(
             "Compliance",
             SCOPE_ALL,
-            {"Branch": R, "Client": R | {REVEAL}, "Document": RW, "AuditLog": R},
+            {"Branch": R, "Client": R | {REVEAL}, "Document": RW, "AuditLog": R, "MessageLog": R},
             "KYC review and approval, documents, compliance dashboard, audit log (read).",
         ),
         RoleSpec(

@@ -98,11 +98,12 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Sales": ["Leads", "Interactions", "Clients"],
             "Organisation": ["Branches"],
             "Compliance": ["Documents"],
+            "Communication": ["Notifications", "My preferences"],
         }
         assert "Audit log" not in shown
         assert "Security" not in menu and "Staff" not in shown
     elif role == "Broker":
-        assert menu == {}
+        assert menu == {"Communication": ["Notifications", "My preferences"]}
 
 
 def _choose(page: Page, select_id: str, option: str) -> None:

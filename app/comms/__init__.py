@@ -1,0 +1,1 @@
+"""Communication: the notification outbox, channels, message log and preferences."""

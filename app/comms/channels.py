@@ -1,0 +1,120 @@
+"""How a notification leaves the building: e-mail over SMTP, SMS through a gateway, in-app.
+
+Each channel's ``send`` raises ``ChannelError`` on failure (the dispatcher retries with backoff).
+E-mails carry a Message-ID made from the notification's idempotency key, so a mail system that
+sees the same message twice can recognise it.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Protocol
+
+import requests
+from flask import current_app, render_template
+
+log = logging.getLogger("fincrm.sms")
+
+
+class ChannelError(Exception):
+    """The message could not be handed over; the row will be retried."""
+
+
+class Channel(Protocol):
+    def send(self, notification) -> None: ...
+
+
+class EmailChannel:
+    def build(self, notification) -> EmailMessage:
+        config = current_app.config
+        message = EmailMessage()
+        message["From"] = config.get("MAIL_DEFAULT_SENDER", "fincrm@localhost")
+        message["To"] = notification.address
+        message["Subject"] = notification.subject
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = f"<{notification.idempotency_key.replace(':', '.')}@fincrm>"
+        context = {"notification": notification, "base_url": config.get("CRM_BASE_URL", "")}
+        message.set_content(render_template("email/notification.txt", **context))
+        message.add_alternative(
+            render_template("email/notification.html", **context), subtype="html"
+        )
+        return message
+
+    def send(self, notification) -> None:
+        config = current_app.config
+        message = self.build(notification)
+        try:
+            with smtplib.SMTP(config["MAIL_SERVER"], int(config["MAIL_PORT"]), timeout=15) as smtp:
+                if config.get("MAIL_USE_TLS"):
+                    smtp.starttls(context=ssl.create_default_context())
+                if config.get("MAIL_USERNAME"):
+                    smtp.login(config["MAIL_USERNAME"], config.get("MAIL_PASSWORD") or "")
+                smtp.send_message(message)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ChannelError(
+                f"SMTP {config['MAIL_SERVER']}:{config['MAIL_PORT']}: {exc}"
+            ) from exc
+
+
+class SmsGateway(Protocol):
+    def send_sms(self, to: str, text: str) -> str: ...
+
+
+class LoggingSmsGateway:
+    """The default: writes the SMS to the log (and the message log) instead of sending it."""
+
+    def send_sms(self, to: str, text: str) -> str:
+        log.info("SMS to %s: %s", to, text)
+        return "logged"
+
+
+class HttpSmsGateway:
+    """Posts ``{"to": ..., "text": ...}`` as JSON to ``SMS_GATEWAY_URL`` with a bearer token."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0) -> None:
+        self.url, self.token, self.timeout = url, token, timeout
+
+    def send_sms(self, to: str, text: str) -> str:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            response = requests.post(
+                self.url, json={"to": to, "text": text}, headers=headers, timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            raise ChannelError(f"SMS gateway unreachable: {exc}") from exc
+        if response.status_code >= 300:
+            raise ChannelError(
+                f"SMS gateway answered {response.status_code}: {response.text[:200]}"
+            )
+        try:
+            return str(response.json().get("id", "accepted"))
+        except ValueError:
+            return "accepted"
+
+
+def sms_gateway() -> SmsGateway:
+    config = current_app.config
+    if config.get("SMS_GATEWAY", "logging") == "http":
+        return HttpSmsGateway(config["SMS_GATEWAY_URL"], config.get("SMS_GATEWAY_TOKEN"))
+    return LoggingSmsGateway()
+
+
+class SmsChannel:
+    def send(self, notification) -> None:
+        text = f"{notification.subject}: {notification.body}"[:480]
+        sms_gateway().send_sms(notification.address, text)
+
+
+class InAppChannel:
+    """In-app rows are shown by the notification centre; nothing to hand over."""
+
+    def send(self, notification) -> None:
+        return None
+
+
+def channel_for(name: str) -> Channel:
+    return {"email": EmailChannel(), "sms": SmsChannel(), "in_app": InAppChannel()}[name]

@@ -1,0 +1,214 @@
+"""Screens: the notification centre (everyone), the outbox and message log (Admin), preferences."""
+
+from __future__ import annotations
+
+from flask import flash, g, redirect, request, url_for
+from flask_appbuilder import BaseView, ModelView, action, expose, has_access
+from sqlalchemy import update
+
+from app.comms import services
+from app.comms.models import DIGESTS, MessageLog, Notification, NotificationPreference
+from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin, ServiceModelView
+from app.core.forms import choice_field, display_choice, display_timestamp
+from app.core.types import utcnow
+from app.extensions import db
+from app.security.roles import VIEW_METHOD_ACTIONS
+
+
+class NotificationCenterView(BaseView):
+    """Each signed-in member of staff's own in-app notifications."""
+
+    route_base = "/notifications"
+    default_view = "index"
+    class_permission_name = "Notification"
+    method_permission_name = {"index": "read", "mark_read": "read", "mark_all_read": "read"}
+
+    @expose("/")
+    @has_access
+    def index(self):
+        page = max(request.args.get("page", 1, type=int), 1)
+        rows = services.inbox(g.user.id, limit=50, offset=(page - 1) * 50)
+        return self.render_template(
+            "crm/notifications.html", notifications=rows, page=page, title="Notifications"
+        )
+
+    @expose("/<int:pk>/read", methods=["POST"])
+    @has_access
+    def mark_read(self, pk: int):
+        services.mark_read(g.user.id, pk)
+        db.session.commit()
+        return redirect(request.form.get("next") or url_for(".index"))
+
+    @expose("/read-all", methods=["POST"])
+    @has_access
+    def mark_all_read(self):
+        count = services.mark_read(g.user.id)
+        db.session.commit()
+        flash(f"{count} notification(s) marked as read.", "info")
+        return redirect(url_for(".index"))
+
+
+class OutboxView(NoFileDownloadMixin, ModelView):
+    """Every notification row and where it stands; failed ones can be sent again."""
+
+    datamodel = CrmSQLAInterface(Notification)
+    class_permission_name = "Outbox"
+    method_permission_name = {**VIEW_METHOD_ACTIONS, "retry": "write"}
+    base_permissions = ["can_read", "can_write"]
+    list_title = "Outbox"
+    list_columns = [
+        "created_at",
+        "channel",
+        "kind",
+        "recipient_user",
+        "address",
+        "subject",
+        "status",
+        "attempts",
+        "sent_at",
+    ]
+    show_columns = list_columns + [
+        "idempotency_key",
+        "body",
+        "related_type",
+        "related_id",
+        "next_attempt_at",
+        "last_error",
+        "read_at",
+    ]
+    search_columns = ["status", "channel", "kind", "recipient_user", "address", "created_at"]
+    order_columns = ["created_at", "status", "attempts"]
+    base_order = ("id", "desc")
+    formatters_columns = {
+        "status": display_choice,
+        "kind": display_choice,
+        "sent_at": display_timestamp,
+    }
+
+    @action(
+        "retry",
+        "Send again",
+        "Send the selected failed notifications again?",
+        "fa-repeat",
+        single=False,
+    )
+    def retry(self, items):
+        ids = [
+            item.id
+            for item in (items if isinstance(items, list) else [items])
+            if item.status == "failed"
+        ]
+        if ids:
+            db.session.execute(
+                update(Notification)
+                .where(Notification.id.in_(ids))
+                .values(status="pending", attempts=0, next_attempt_at=utcnow(), last_error=None)
+            )
+            db.session.info["crm_outbox_has_new"] = True
+            db.session.commit()
+        flash(f"{len(ids)} notification(s) queued again.", "info")
+        return redirect(url_for(f"{self.endpoint}.list"))
+
+
+class MessageLogView(NoFileDownloadMixin, ModelView):
+    datamodel = CrmSQLAInterface(MessageLog)
+    class_permission_name = "MessageLog"
+    method_permission_name = {**VIEW_METHOD_ACTIONS, "record_messages": "read"}
+    base_permissions = ["can_read"]
+    list_title = "Message log"
+    list_columns = [
+        "occurred_at",
+        "direction",
+        "channel",
+        "recipient",
+        "subject",
+        "status",
+        "related_type",
+        "related_id",
+    ]
+    show_columns = list_columns + ["sender", "body", "error", "notification_id"]
+    search_columns = ["channel", "status", "recipient", "related_type", "related_id", "occurred_at"]
+    order_columns = ["occurred_at"]
+    base_order = ("occurred_at", "desc")
+    formatters_columns = {"status": display_choice, "occurred_at": display_timestamp}
+
+    @expose("/record/<string:record_type>/<string:record_id>")
+    @has_access
+    def record_messages(self, record_type: str, record_id: str):
+        """Messages about one record (linked from the record's page)."""
+        from flask_appbuilder.models.sqla.filters import FilterEqual
+
+        filters = {}
+        for column, value in (("related_type", record_type), ("related_id", record_id)):
+            index = next(
+                i
+                for i, f in enumerate(self._filters.get_search_filters()[column])
+                if isinstance(f, FilterEqual)
+            )
+            filters[f"_flt_{index}_{column}"] = value
+        return redirect(url_for(f"{self.endpoint}.list", **filters))
+
+
+def _prepare_preference(preference: NotificationPreference) -> NotificationPreference:
+    from app.core.errors import FieldError
+
+    if (preference.user is None and preference.user_id is None) == (
+        getattr(preference, "client", None) is None and preference.client_id is None
+    ):
+        raise FieldError("choose one member of staff or one client.", "user")
+    if preference.digest not in DIGESTS:
+        raise FieldError(f"must be one of: {', '.join(DIGESTS)}.", "digest")
+    return preference
+
+
+class PreferenceView(ServiceModelView):
+    """Notification preferences of staff and clients (Admin and managers)."""
+
+    datamodel = CrmSQLAInterface(NotificationPreference)
+    class_permission_name = "NotificationPreference"
+    prepare = staticmethod(_prepare_preference)
+    list_title = "Notification preferences"
+    list_columns = ["user", "client_id", "email_enabled", "sms_enabled", "in_app_enabled", "digest"]
+    add_columns = ["user", "email_enabled", "sms_enabled", "in_app_enabled", "digest"]
+    edit_columns = add_columns
+    show_columns = list_columns
+    add_form_extra_fields = {"digest": choice_field("Digest", DIGESTS)}
+    edit_form_extra_fields = add_form_extra_fields
+
+
+class MyPreferencesView(BaseView):
+    """Each member of staff sets their own channels and digest."""
+
+    route_base = "/my-preferences"
+    default_view = "edit"
+    class_permission_name = "Notification"
+    method_permission_name = {"edit": "read"}
+
+    @expose("/", methods=["GET", "POST"])
+    @has_access
+    def edit(self):
+        from sqlalchemy import select
+
+        row = db.session.scalar(
+            select(NotificationPreference).where(NotificationPreference.user_id == g.user.id)
+        )
+        if request.method == "POST":
+            if row is None:
+                row = NotificationPreference(user_id=g.user.id)
+                db.session.add(row)
+            row.email_enabled = request.form.get("email_enabled") == "on"
+            row.sms_enabled = request.form.get("sms_enabled") == "on"
+            row.in_app_enabled = request.form.get("in_app_enabled") == "on"
+            digest = request.form.get("digest", "none")
+            if digest not in DIGESTS:
+                flash(f"Digest must be one of: {', '.join(DIGESTS)}.", "danger")
+                db.session.rollback()
+            else:
+                row.digest = digest
+                db.session.commit()
+                flash("Preferences saved.", "success")
+            return redirect(url_for(".edit"))
+        prefs = services.preferences_for(user_id=g.user.id)
+        return self.render_template(
+            "crm/my_preferences.html", prefs=prefs, digests=DIGESTS, title="My notifications"
+        )
