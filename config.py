@@ -121,6 +121,9 @@ class Config:
     CRM_DISPATCH_THROTTLE_SECONDS = float(os.environ.get("CRM_DISPATCH_THROTTLE_SECONDS", 0))
     # Embedded mode (no REDIS_URL): `python run.py` runs periodic jobs in a background thread.
     CRM_INPROCESS_SCHEDULER = _env_bool("CRM_INPROCESS_SCHEDULER", True)
+    CRM_TASK_REMINDER_MINUTES = int(os.environ.get("CRM_TASK_REMINDER_MINUTES", 60))
+    # Retention: lost leads untouched this long are anonymised by the nightly job.
+    CRM_RETENTION_LOST_LEAD_DAYS = int(os.environ.get("CRM_RETENTION_LOST_LEAD_DAYS", 7 * 365))
 
     # Encryption keys for PII columns (comma-separated Fernet keys, newest first; all decrypt).
     # Outside production a key derived from SECRET_KEY is used when none is set.

@@ -1,7 +1,9 @@
-"""Background worker: `python worker.py` runs an RQ worker with its scheduler on REDIS_URL.
+"""Background worker: `python worker.py [QUEUE ...]` runs an RQ worker with its scheduler.
 
-With no REDIS_URL there is nothing to consume: jobs run inline in the web process, so the
-worker says so and exits.
+On start it makes sure every periodic job of app/core/schedule.py has its next run scheduled
+(fixed ids: starting twice never doubles a job). `python worker.py --schedule-only` does only
+that and exits. With no REDIS_URL there is nothing to consume: `python run.py` then runs the
+periodic jobs in a thread, and the worker says so and exits.
 """
 
 from __future__ import annotations
@@ -20,11 +22,23 @@ def main(argv: list[str]) -> int:
     from redis import Redis
     from rq import Worker
 
-    queues = argv[1:] or list(QUEUES)
+    from app.core.scheduler import ensure_schedule
+
+    args = argv[1:]
+    schedule_only = "--schedule-only" in args
+    burst = "--burst" in args
+    queues = [a for a in args if not a.startswith("--")] or list(QUEUES)
     connection = Redis.from_url(url)
+    scheduled = ensure_schedule(connection)
+    print(
+        "periodic jobs scheduled: "
+        + ", ".join(f"{name} ({job_id})" for name, job_id in scheduled.items())
+    )
+    if schedule_only:
+        return 0
     worker = Worker(queues, connection=connection)
-    print(f"FinCRM worker on {url} listening to: {', '.join(queues)}")
-    worker.work(with_scheduler=True)
+    print(f"FinCRM worker on {url} listening to: {', '.join(queues)}", flush=True)
+    worker.work(with_scheduler=True, burst=burst)
     return 0
 
 

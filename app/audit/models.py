@@ -22,6 +22,7 @@ AUDIT_ACTIONS = (
     "download",
     "export",
     "reveal",
+    "retention",
 )
 
 BigId = BigInteger().with_variant(Integer, "sqlite")

@@ -182,3 +182,42 @@ def add_interaction(lead: Lead, actor: Actor | None = None, **fields: Any) -> In
     prepare_interaction(interaction, actor)
     db.session.add(interaction)
     return interaction
+
+
+def anonymise_lost_leads(older_than_days: int) -> int:
+    """Retention: lost leads untouched for ``older_than_days`` lose their personal data.
+
+    One set-based UPDATE (no per-row work at a million leads); the run is written to the audit
+    log as one event with the count. Returns how many leads were anonymised.
+    """
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.core.audit import record_event
+
+    cutoff = utcnow() - timedelta(days=older_than_days)
+    result = db.session.execute(
+        update(Lead)
+        .where(Lead.status == "lost", Lead.updated_at < cutoff, Lead.first_name != "Anonymised")
+        .values(
+            first_name="Anonymised",
+            last_name="Lead",
+            email=None,
+            phone=None,
+            company=None,
+            notes=None,
+            next_follow_up_at=None,
+        )
+        .execution_options(synchronize_session=False),
+        execution_options=UNSCOPED,
+    )
+    count = result.rowcount or 0
+    db.session.commit()
+    if count:
+        record_event(
+            "retention",
+            record_type="lead",
+            detail=f"{count} lost lead(s) anonymised (older than {older_than_days} days)",
+        )
+    return count

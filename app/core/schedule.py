@@ -1,0 +1,43 @@
+"""Every periodic job of FinCRM, declared as data.
+
+Each entry runs ``func`` (a dotted path, called through ``app.core.jobs.run_job``) every
+``every_seconds``, aligned to ``offset_seconds`` past the epoch's slots (UTC), on ``queue``.
+The scheduler gives each run a fixed id (``periodic__<name>__<slot>``), so however many times the
+scheduler starts, each run exists once. Desks add their sweeps here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MINUTE, HOUR, DAY = 60, 3600, 86400
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    func: str
+    every_seconds: int
+    queue: str = "default"
+    offset_seconds: int = 0
+    timeout_seconds: int = 600
+
+
+PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
+    PeriodicJob("dispatch-outbox", "app.comms.jobs.dispatch_outbox", MINUTE, "notifications"),
+    PeriodicJob("task-reminders", "app.tasks.jobs.send_task_reminders", 5 * MINUTE),
+    PeriodicJob(
+        "daily-digest", "app.comms.jobs.send_daily_digests", DAY, "notifications", 7 * HOUR
+    ),
+    # 1970-01-01 was a Thursday: +4 days lands weekly runs on Monday 07:00 UTC.
+    PeriodicJob(
+        "weekly-digest",
+        "app.comms.jobs.send_weekly_digests",
+        7 * DAY,
+        "notifications",
+        4 * DAY + 7 * HOUR,
+    ),
+    PeriodicJob("retention", "app.leads.jobs.apply_retention", DAY, "default", 2 * HOUR),
+)
+
+BY_NAME = {job.name: job for job in PERIODIC_JOBS}

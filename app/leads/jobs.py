@@ -1,0 +1,14 @@
+"""Periodic jobs of the leads desk."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from app.leads.services import anonymise_lost_leads
+
+
+def apply_retention() -> int:
+    """Anonymise lost leads older than the retention period (CRM_RETENTION_LOST_LEAD_DAYS)."""
+    return anonymise_lost_leads(
+        int(current_app.config.get("CRM_RETENTION_LOST_LEAD_DAYS", 7 * 365))
+    )

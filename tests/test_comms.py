@@ -1,0 +1,324 @@
+"""Notifications end to end, against a real SMTP server, the real Redis and real RQ workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from rq import SimpleWorker
+
+import config
+from app.comms.models import MessageLog, Notification, NotificationPreference
+from app.comms.services import dispatch_outbox, notify, send_digests
+from app.core.jobs import enqueue
+from app.extensions import db
+from tests.smtp_server import smtp_server, text_body
+from tests.support import REDIS_TEST_URL, login, make_branch, make_staff
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def mailbox(pg_app, monkeypatch):
+    with smtp_server() as (box, port):
+        monkeypatch.setitem(pg_app.config, "MAIL_SERVER", "127.0.0.1")
+        monkeypatch.setitem(pg_app.config, "MAIL_PORT", port)
+        box.port = port
+        yield box
+
+
+@pytest.fixture
+def rq_redis(pg_app, monkeypatch):
+    conn = redis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        conn.ping()
+    except redis.ConnectionError:
+        pytest.fail("Redis is not reachable on 127.0.0.1:6379: run `make services`.")
+    conn.flushdb()
+    monkeypatch.setitem(pg_app.config, "REDIS_URL", REDIS_TEST_URL)
+    yield conn
+    conn.flushdb()
+
+
+@pytest.fixture
+def staff(pg_app):
+    branch = make_branch()
+    people = [make_staff("Agent", branch) for _ in range(2)]
+    db.session.commit()
+    return people
+
+
+def _notify_many(user_id, count, kind="task_assigned", prefix="event"):
+    for i in range(count):
+        notify(kind, f"{prefix}:{i}", f"{kind} number {i}", "Details inside.", user_id=user_id)
+    db.session.commit()
+
+
+def _status_counts():
+    db.session.expire_all()
+    rows = db.session.query(Notification.status, Notification.channel).all()
+    counts = {}
+    for status, channel in rows:
+        counts[(channel, status)] = counts.get((channel, status), 0) + 1
+    return counts
+
+
+class WorkerProcess:
+    """`python worker.py notifications` as a real subprocess on the test databases."""
+
+    def __init__(self, pg_app, smtp_port, **extra_env):
+        self.env = {
+            **os.environ,
+            "REDIS_URL": REDIS_TEST_URL,
+            "DATABASE_URL": pg_app.config["SQLALCHEMY_DATABASE_URI"],
+            "SECRET_KEY": config.TestConfig.SECRET_KEY,
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": str(smtp_port),
+            "CRM_INSTANCE_DIR": str(ROOT / "instance"),
+            "PYTHONPATH": str(ROOT),
+            **extra_env,
+        }
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "worker.py", "notifications"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return self
+
+    def kill_9(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _wait(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_real_worker_sends_the_email_and_the_centre_shows_it(pg_app, pg_client, mailbox, rq_redis, staff):
+    agent = staff[0]
+    worker = WorkerProcess(pg_app, mailbox.port).start()
+    try:
+        notify("task_assigned", "task-assigned:1", "New task: call Asha", "Due tomorrow.", user_id=agent.user_id)
+        db.session.commit()  # the commit wakes the dispatcher through RQ
+        assert mailbox.wait_for(1), "the worker sent no e-mail"
+    finally:
+        worker.stop()
+    (message,) = mailbox.to(agent.user.email)
+    assert message["Subject"] == "New task: call Asha"
+    assert "Due tomorrow." in text_body(message)
+    assert message.is_multipart() and {p.get_content_type() for p in message.walk()} >= {"text/plain", "text/html"}
+    assert db.session.query(MessageLog).filter_by(recipient=agent.user.email, status="sent").count() == 1
+
+    login(pg_client, agent.user.username)
+    page = pg_client.get("/notifications/").get_data(as_text=True)
+    assert "New task: call Asha" in page
+    assert 'id="unread-count">1<' in page
+    pg_client.post("/notifications/read-all")
+    assert 'id="unread-count">0<' in pg_client.get("/notifications/").get_data(as_text=True)
+
+
+def test_a_worker_killed_mid_batch_sends_everything_once_after_restart(pg_app, mailbox, rq_redis, staff):
+    agent = staff[0]
+    total = 8
+    _notify_many(agent.user_id, total)
+    mailbox.rcpt_delay = 0.4  # each message waits at RCPT: a kill there loses nothing delivered
+    env = {"CRM_OUTBOX_LEASE_SECONDS": "1"}
+    first = WorkerProcess(pg_app, mailbox.port, **env).start()
+    try:
+        enqueue("app.comms.jobs.dispatch_outbox", queue="notifications", retries=0)
+        assert _wait(lambda: len(mailbox.messages) >= 3 and mailbox.rcpt_started >= 4), "no progress"
+        first.kill_9()  # in the middle of the batch, while message 4 waits at RCPT
+    finally:
+        first.stop()
+    delivered_before_restart = len(mailbox.messages)
+    assert 3 <= delivered_before_restart < total
+    assert _status_counts().get(("email", "sending"), 0) > 0  # claimed by the dead worker
+
+    time.sleep(1.2)  # the dead worker's lease runs out
+    second = WorkerProcess(pg_app, mailbox.port, **env).start()
+    try:
+        enqueue("app.comms.jobs.dispatch_outbox", queue="notifications", retries=0)
+        assert mailbox.wait_for(total, timeout=60), f"only {len(mailbox.messages)} of {total} sent"
+        assert _wait(lambda: _status_counts().get(("email", "sent")) == total)
+    finally:
+        second.stop()
+    ids = [m["Message-ID"] for m in mailbox.messages]
+    assert len(ids) == total and len(set(ids)) == total  # every one sent, none twice
+
+
+def test_redis_down_at_commit_keeps_the_change_and_sends_later(pg_app, mailbox, staff, monkeypatch):
+    agent = staff[0]
+    monkeypatch.setitem(pg_app.config, "REDIS_URL", "redis://127.0.0.1:1/0")  # nobody listens there
+    notify("task_assigned", "while-redis-down", "Sent after Redis returns", "x", user_id=agent.user_id)
+    db.session.commit()  # must not raise
+    assert _status_counts()[("email", "pending")] == 1
+    assert mailbox.messages == []
+
+    conn = redis.Redis.from_url(REDIS_TEST_URL)
+    conn.flushdb()
+    monkeypatch.setitem(pg_app.config, "REDIS_URL", REDIS_TEST_URL)  # Redis is back
+    enqueue("app.comms.jobs.dispatch_outbox", queue="notifications", retries=0)  # the periodic run
+    SimpleWorker(["notifications"], connection=conn).work(burst=True)
+    assert [m["Subject"] for m in mailbox.messages] == ["Sent after Redis returns"]
+    conn.flushdb()
+
+
+def test_the_same_event_never_notifies_twice(pg_app, mailbox, staff):
+    agent = staff[0]
+    for _ in range(3):
+        notify("task_due", "task-due:9:2026-12-01", "Task due soon", "x", user_id=agent.user_id)
+        db.session.commit()
+    assert _status_counts() == {("email", "pending"): 1, ("in_app", "sent"): 1}
+    dispatch_outbox()
+    dispatch_outbox()
+    assert len(mailbox.messages) == 1
+
+
+def test_email_off_means_no_email_but_the_in_app_notification_stays(pg_app, pg_client, mailbox, staff):
+    agent = staff[0]
+    db.session.add(NotificationPreference(user_id=agent.user_id, email_enabled=False))
+    db.session.commit()
+    notify("task_assigned", "quiet", "Quiet task", "x", user_id=agent.user_id)
+    db.session.commit()
+    dispatch_outbox()
+    assert mailbox.to(agent.user.email) == []
+    login(pg_client, agent.user.username)
+    assert "Quiet task" in pg_client.get("/notifications/").get_data(as_text=True)
+
+
+def test_daily_digest_groups_the_days_notifications_by_kind(pg_app, mailbox, staff):
+    agent = staff[0]
+    db.session.add(NotificationPreference(user_id=agent.user_id, digest="daily"))
+    db.session.commit()
+    _notify_many(agent.user_id, 2, kind="task_assigned", prefix="a")
+    _notify_many(agent.user_id, 1, kind="follow_up_due", prefix="f")
+    dispatch_outbox()
+    assert mailbox.messages == []  # held for the digest
+    assert send_digests("daily") == 1
+    assert send_digests("daily") == 0  # nothing held any more: no second digest
+    assert _status_counts()[("email", "pending")] == 1
+    dispatch_outbox()
+    (digest,) = mailbox.messages
+    body = text_body(digest)
+    assert "3 notification(s)" in digest["Subject"]
+    assert "Follow up due (1)" in body and "Task assigned (2)" in body
+    assert body.index("Follow up due") < body.index("Task assigned")
+    assert "task_assigned number 1" in body
+
+
+def test_an_unreachable_smtp_server_is_retried_with_backoff_then_failed(pg_app, staff, monkeypatch):
+    agent = staff[0]
+    monkeypatch.setitem(pg_app.config, "MAIL_SERVER", "127.0.0.1")
+    monkeypatch.setitem(pg_app.config, "MAIL_PORT", 1)
+    monkeypatch.setitem(pg_app.config, "CRM_OUTBOX_MAX_ATTEMPTS", 2)
+    notify("task_assigned", "doomed", "Doomed", "x", user_id=agent.user_id)
+    db.session.commit()
+    dispatch_outbox()
+    row = db.session.query(Notification).filter_by(channel="email").one()
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.next_attempt_at > row.created_at
+    assert "SMTP 127.0.0.1:1" in row.last_error
+    dispatch_outbox()  # not due yet: nothing happens
+    db.session.refresh(row)
+    assert row.attempts == 1
+    row.next_attempt_at = row.created_at
+    db.session.commit()
+    dispatch_outbox()
+    db.session.refresh(row)
+    assert (row.status, row.attempts) == ("failed", 2)
+    assert db.session.query(MessageLog).filter_by(notification_id=row.id, status="failed").count() == 2
+
+
+def test_sms_goes_through_the_http_gateway(pg_app, staff, monkeypatch):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append((self.headers["Authorization"], json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"id": "sms-1"}')
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for key, value in {
+            "SMS_GATEWAY": "http",
+            "SMS_GATEWAY_URL": f"http://127.0.0.1:{server.server_port}/send",
+            "SMS_GATEWAY_TOKEN": "secret-token",
+        }.items():
+            monkeypatch.setitem(pg_app.config, key, value)
+        agent = staff[0]
+        agent.phone = "+91 98765 43210"
+        from app.org.services import prepare_staff_profile
+
+        prepare_staff_profile(agent)
+        db.session.add(NotificationPreference(user_id=agent.user_id, sms_enabled=True, email_enabled=False))
+        db.session.commit()
+        notify("task_due", "sms-1", "Task due", "Call Asha at 3pm", user_id=agent.user_id, channels=("sms",))
+        db.session.commit()
+        dispatch_outbox()
+    finally:
+        server.shutdown()
+    assert received == [("Bearer secret-token", {"to": "+919876543210", "text": "Task due: Call Asha at 3pm"})]
+    assert db.session.query(MessageLog).filter_by(channel="sms", status="sent").count() == 1
+
+
+def test_starting_the_scheduler_twice_schedules_each_periodic_job_once(rq_redis, pg_app):
+    from app.core.schedule import PERIODIC_JOBS
+    from app.core.scheduler import scheduled_runs
+
+    env = {**os.environ, "REDIS_URL": REDIS_TEST_URL, "DATABASE_URL": pg_app.config["SQLALCHEMY_DATABASE_URI"],
+           "CRM_INSTANCE_DIR": str(ROOT / "instance")}
+    for _ in range(2):
+        result = subprocess.run([sys.executable, "worker.py", "--schedule-only"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+    runs = scheduled_runs(rq_redis)
+    assert set(runs) == {job.name for job in PERIODIC_JOBS}
+    assert all(len(ids) == 1 for ids in runs.values()), runs
+
+
+def test_a_periodic_run_schedules_the_next_one_exactly_once(rq_redis, pg_app, mailbox, staff):
+    from rq import Queue
+
+    from app.core.scheduler import ensure_schedule, scheduled_runs
+
+    ensure_schedule(rq_redis)
+    # Run the dispatch job now, as the RQ scheduler would when its time comes.
+    Queue("notifications", connection=rq_redis).enqueue("app.core.scheduler.run_periodic", "dispatch-outbox")
+    SimpleWorker(["notifications"], connection=rq_redis).work(burst=True)
+    ensure_schedule(rq_redis)
+    assert len(scheduled_runs(rq_redis)["dispatch-outbox"]) == 1
