@@ -322,3 +322,20 @@ def test_a_periodic_run_schedules_the_next_one_exactly_once(rq_redis, pg_app, ma
     SimpleWorker(["notifications"], connection=rq_redis).work(burst=True)
     ensure_schedule(rq_redis)
     assert len(scheduled_runs(rq_redis)["dispatch-outbox"]) == 1
+
+
+def test_messages_show_on_the_related_records_page(pg_app, pg_client, mailbox, staff):
+    from tests.support import make_lead
+
+    agent = staff[0]
+    admin = make_staff("Admin", make_branch())
+    lead = make_lead(agent)
+    db.session.commit()
+    notify("follow_up_due", f"follow-up:{lead.id}", "Follow up with the lead", "x", user_id=agent.user_id, related=lead)
+    db.session.commit()
+    dispatch_outbox()
+    login(pg_client, admin.user.username)
+    page = pg_client.get(f"/leadview/show/{lead.id}").get_data(as_text=True)
+    assert f"/messagelogview/record/lead/{lead.id}" in page
+    listing = pg_client.get(f"/messagelogview/record/lead/{lead.id}", follow_redirects=True).get_data(as_text=True)
+    assert agent.user.email in listing and "Follow up with the lead" in listing

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from flask import redirect, url_for
+from flask import redirect
 from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
-from flask_appbuilder.models.sqla.filters import FilterEqual
 
 from app.audit.models import AuditLog
-from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin
+from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin, filtered_list_url
 from app.core.forms import display_choice
 from app.security.roles import API_METHOD_ACTIONS, VIEW_METHOD_ACTIONS
 
@@ -66,15 +65,9 @@ class AuditLogView(NoFileDownloadMixin, ModelView):
     @has_access
     def record_history(self, record_type: str, record_id: str):
         """The history of one record: the list filtered on it (linked from its own page)."""
-        filters = {}
-        for column, value in (("record_type", record_type), ("record_id", record_id)):
-            index = next(
-                i
-                for i, f in enumerate(self._filters.get_search_filters()[column])
-                if isinstance(f, FilterEqual)
-            )
-            filters[f"_flt_{index}_{column}"] = value
-        return redirect(url_for(f"{self.endpoint}.list", **filters))
+        return redirect(
+            filtered_list_url(self, {"record_type": record_type, "record_id": record_id})
+        )
 
 
 class AuditLogApi(ModelRestApi):

@@ -8,7 +8,7 @@ from sqlalchemy import update
 
 from app.comms import services
 from app.comms.models import DIGESTS, MessageLog, Notification, NotificationPreference
-from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin, ServiceModelView
+from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin, ServiceModelView, filtered_list_url
 from app.core.forms import choice_field, display_choice, display_timestamp
 from app.core.types import utcnow
 from app.extensions import db
@@ -136,17 +136,9 @@ class MessageLogView(NoFileDownloadMixin, ModelView):
     @has_access
     def record_messages(self, record_type: str, record_id: str):
         """Messages about one record (linked from the record's page)."""
-        from flask_appbuilder.models.sqla.filters import FilterEqual
-
-        filters = {}
-        for column, value in (("related_type", record_type), ("related_id", record_id)):
-            index = next(
-                i
-                for i, f in enumerate(self._filters.get_search_filters()[column])
-                if isinstance(f, FilterEqual)
-            )
-            filters[f"_flt_{index}_{column}"] = value
-        return redirect(url_for(f"{self.endpoint}.list", **filters))
+        return redirect(
+            filtered_list_url(self, {"related_type": record_type, "related_id": record_id})
+        )
 
 
 def _prepare_preference(preference: NotificationPreference) -> NotificationPreference:

@@ -43,6 +43,19 @@ def _no_preparation(item: Any) -> Any:
     return item
 
 
+def filtered_list_url(view: Any, equal_to: dict[str, str]) -> str:
+    """The URL of ``view``'s list filtered with "equal to" on each column (FAB's ``_flt_`` args)."""
+    from flask import url_for
+    from flask_appbuilder.models.sqla.filters import FilterEqual
+
+    filters = {}
+    search_filters = view._filters.get_search_filters()
+    for column, value in equal_to.items():
+        index = next(i for i, f in enumerate(search_filters[column]) if isinstance(f, FilterEqual))
+        filters[f"_flt_{index}_{column}"] = value
+    return url_for(f"{view.endpoint}.list", **filters)
+
+
 class NoFileDownloadMixin:
     """FAB's file-column download is unused here (documents are served by the storage
     backend's audited route); answer 404 instead of FAB's 500 on names it cannot parse."""
