@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask_appbuilder import AppBuilder
 
 
@@ -16,12 +17,21 @@ def register_views(builder: AppBuilder) -> None:
         OutboxView,
         PreferenceView,
     )
+    from app.core.jobs_view import JobsView
     from app.documents.api import DocumentApi
     from app.documents.views import DocumentView
     from app.leads.api import InteractionApi, LeadApi
     from app.leads.views import InteractionView, LeadView
     from app.org.api import BranchApi, StaffApi
     from app.org.views import BranchView, StaffView
+    from app.tasks.api import TaskApi
+    from app.tasks.views import (
+        CalendarView,
+        MyTasksView,
+        OverdueTasksView,
+        TaskView,
+        feed_blueprint,
+    )
 
     builder.add_view(
         LeadView, "Leads", icon="fa-user-plus", category="Sales", category_icon="fa-handshake-o"
@@ -36,6 +46,16 @@ def register_views(builder: AppBuilder) -> None:
     )
     builder.add_view(StaffView, "Staff", icon="fa-id-badge", category="Organisation")
     builder.add_view(ClientView, "Clients", icon="fa-address-book", category="Sales")
+    builder.add_view(
+        MyTasksView,
+        "My tasks",
+        icon="fa-check-square-o",
+        category="Tasks",
+        category_icon="fa-tasks",
+    )
+    builder.add_view(OverdueTasksView, "Overdue", icon="fa-exclamation-triangle", category="Tasks")
+    builder.add_view(TaskView, "All tasks", icon="fa-list", category="Tasks")
+    builder.add_view(CalendarView, "Calendar", icon="fa-calendar", category="Tasks")
     builder.add_view(
         DocumentView,
         "Documents",
@@ -55,5 +75,17 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view(OutboxView, "Outbox", icon="fa-paper-plane", category="Communication")
     builder.add_view(MessageLogView, "Message log", icon="fa-list", category="Communication")
     builder.add_view(PreferenceView, "Preferences", icon="fa-sliders", category="Communication")
-    for api in (LeadApi, InteractionApi, BranchApi, StaffApi, ClientApi, DocumentApi, AuditLogApi):
+    builder.add_view(JobsView, "Jobs", icon="fa-cogs", category="Communication")
+    for api in (
+        LeadApi,
+        InteractionApi,
+        BranchApi,
+        StaffApi,
+        ClientApi,
+        DocumentApi,
+        AuditLogApi,
+        TaskApi,
+    ):
         builder.add_api(api)
+    # The private ICS feed: no sign-in (the secret link is the credential), so not a FAB view.
+    current_app.register_blueprint(feed_blueprint)

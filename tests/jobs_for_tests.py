@@ -12,3 +12,7 @@ def note_on_lead(lead_id: int, text: str) -> int:
     interaction = add_interaction(lead, kind="note", body=text, author=lead.assigned_agent)
     db.session.commit()
     return interaction.id
+
+
+def always_fails() -> None:
+    raise RuntimeError("the price feed answered 503")

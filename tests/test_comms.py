@@ -118,30 +118,53 @@ def _wait(condition, timeout=30.0):
     return False
 
 
-def test_a_real_worker_sends_the_email_and_the_centre_shows_it(pg_app, pg_client, mailbox, rq_redis, staff):
+def test_a_task_assigned_is_emailed_by_a_real_worker_and_shown_in_the_centre(
+    pg_app, pg_client, mailbox, rq_redis, staff
+):
+    from datetime import timedelta
+
+    from app.core.types import utcnow
+    from tests.support import api_token
+
     agent = staff[0]
+    manager = make_staff("Manager", agent.branch)
+    db.session.commit()
     worker = WorkerProcess(pg_app, mailbox.port).start()
     try:
-        notify("task_assigned", "task-assigned:1", "New task: call Asha", "Due tomorrow.", user_id=agent.user_id)
-        db.session.commit()  # the commit wakes the dispatcher through RQ
-        assert mailbox.wait_for(1), "the worker sent no e-mail"
+        response = pg_client.post(
+            "/api/v1/task/",
+            json={
+                "title": "Call Asha about her portfolio",
+                "assignee_id": agent.user_id,
+                "due_at": (utcnow() + timedelta(days=1)).isoformat(),
+                "priority": "high",
+            },
+            headers={"Authorization": f"Bearer {api_token(pg_client, manager.user.username)}"},
+        )
+        assert response.status_code == 201, response.json
+        assert mailbox.wait_for(1), "the worker sent no e-mail"  # the commit woke it through RQ
     finally:
         worker.stop()
     (message,) = mailbox.to(agent.user.email)
-    assert message["Subject"] == "New task: call Asha"
-    assert "Due tomorrow." in text_body(message)
-    assert message.is_multipart() and {p.get_content_type() for p in message.walk()} >= {"text/plain", "text/html"}
-    assert db.session.query(MessageLog).filter_by(recipient=agent.user.email, status="sent").count() == 1
+    assert message["Subject"].startswith("New task: Call Asha about her portfolio")
+    assert "Priority: high" in text_body(message)
+    assert {p.get_content_type() for p in message.walk()} >= {"text/plain", "text/html"}
+    assert (
+        db.session.query(MessageLog).filter_by(recipient=agent.user.email, status="sent").count()
+        == 1
+    )
 
     login(pg_client, agent.user.username)
     page = pg_client.get("/notifications/").get_data(as_text=True)
-    assert "New task: call Asha" in page
+    assert "New task: Call Asha about her portfolio" in page
     assert 'id="unread-count">1<' in page
     pg_client.post("/notifications/read-all")
     assert 'id="unread-count">0<' in pg_client.get("/notifications/").get_data(as_text=True)
 
 
-def test_a_worker_killed_mid_batch_sends_everything_once_after_restart(pg_app, mailbox, rq_redis, staff):
+def test_a_worker_killed_mid_batch_sends_everything_once_after_restart(
+    pg_app, mailbox, rq_redis, staff
+):
     agent = staff[0]
     total = 8
     _notify_many(agent.user_id, total)
@@ -150,7 +173,9 @@ def test_a_worker_killed_mid_batch_sends_everything_once_after_restart(pg_app, m
     first = WorkerProcess(pg_app, mailbox.port, **env).start()
     try:
         enqueue("app.comms.jobs.dispatch_outbox", queue="notifications", retries=0)
-        assert _wait(lambda: len(mailbox.messages) >= 3 and mailbox.rcpt_started >= 4), "no progress"
+        assert _wait(lambda: len(mailbox.messages) >= 3 and mailbox.rcpt_started >= 4), (
+            "no progress"
+        )
         first.kill_9()  # in the middle of the batch, while message 4 waits at RCPT
     finally:
         first.stop()
@@ -173,7 +198,9 @@ def test_a_worker_killed_mid_batch_sends_everything_once_after_restart(pg_app, m
 def test_redis_down_at_commit_keeps_the_change_and_sends_later(pg_app, mailbox, staff, monkeypatch):
     agent = staff[0]
     monkeypatch.setitem(pg_app.config, "REDIS_URL", "redis://127.0.0.1:1/0")  # nobody listens there
-    notify("task_assigned", "while-redis-down", "Sent after Redis returns", "x", user_id=agent.user_id)
+    notify(
+        "task_assigned", "while-redis-down", "Sent after Redis returns", "x", user_id=agent.user_id
+    )
     db.session.commit()  # must not raise
     assert _status_counts()[("email", "pending")] == 1
     assert mailbox.messages == []
@@ -198,7 +225,9 @@ def test_the_same_event_never_notifies_twice(pg_app, mailbox, staff):
     assert len(mailbox.messages) == 1
 
 
-def test_email_off_means_no_email_but_the_in_app_notification_stays(pg_app, pg_client, mailbox, staff):
+def test_email_off_means_no_email_but_the_in_app_notification_stays(
+    pg_app, pg_client, mailbox, staff
+):
     agent = staff[0]
     db.session.add(NotificationPreference(user_id=agent.user_id, email_enabled=False))
     db.session.commit()
@@ -250,7 +279,9 @@ def test_an_unreachable_smtp_server_is_retried_with_backoff_then_failed(pg_app, 
     dispatch_outbox()
     db.session.refresh(row)
     assert (row.status, row.attempts) == ("failed", 2)
-    assert db.session.query(MessageLog).filter_by(notification_id=row.id, status="failed").count() == 2
+    assert (
+        db.session.query(MessageLog).filter_by(notification_id=row.id, status="failed").count() == 2
+    )
 
 
 def test_sms_goes_through_the_http_gateway(pg_app, staff, monkeypatch):
@@ -262,7 +293,12 @@ def test_sms_goes_through_the_http_gateway(pg_app, staff, monkeypatch):
 
     class Gateway(BaseHTTPRequestHandler):
         def do_POST(self):
-            received.append((self.headers["Authorization"], json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            received.append(
+                (
+                    self.headers["Authorization"],
+                    json.loads(self.rfile.read(int(self.headers["Content-Length"]))),
+                )
+            )
             self.send_response(201)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -285,14 +321,25 @@ def test_sms_goes_through_the_http_gateway(pg_app, staff, monkeypatch):
         from app.org.services import prepare_staff_profile
 
         prepare_staff_profile(agent)
-        db.session.add(NotificationPreference(user_id=agent.user_id, sms_enabled=True, email_enabled=False))
+        db.session.add(
+            NotificationPreference(user_id=agent.user_id, sms_enabled=True, email_enabled=False)
+        )
         db.session.commit()
-        notify("task_due", "sms-1", "Task due", "Call Asha at 3pm", user_id=agent.user_id, channels=("sms",))
+        notify(
+            "task_due",
+            "sms-1",
+            "Task due",
+            "Call Asha at 3pm",
+            user_id=agent.user_id,
+            channels=("sms",),
+        )
         db.session.commit()
         dispatch_outbox()
     finally:
         server.shutdown()
-    assert received == [("Bearer secret-token", {"to": "+919876543210", "text": "Task due: Call Asha at 3pm"})]
+    assert received == [
+        ("Bearer secret-token", {"to": "+919876543210", "text": "Task due: Call Asha at 3pm"})
+    ]
     assert db.session.query(MessageLog).filter_by(channel="sms", status="sent").count() == 1
 
 
@@ -300,11 +347,21 @@ def test_starting_the_scheduler_twice_schedules_each_periodic_job_once(rq_redis,
     from app.core.schedule import PERIODIC_JOBS
     from app.core.scheduler import scheduled_runs
 
-    env = {**os.environ, "REDIS_URL": REDIS_TEST_URL, "DATABASE_URL": pg_app.config["SQLALCHEMY_DATABASE_URI"],
-           "CRM_INSTANCE_DIR": str(ROOT / "instance")}
+    env = {
+        **os.environ,
+        "REDIS_URL": REDIS_TEST_URL,
+        "DATABASE_URL": pg_app.config["SQLALCHEMY_DATABASE_URI"],
+        "CRM_INSTANCE_DIR": str(ROOT / "instance"),
+    }
     for _ in range(2):
-        result = subprocess.run([sys.executable, "worker.py", "--schedule-only"], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "worker.py", "--schedule-only"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
     runs = scheduled_runs(rq_redis)
     assert set(runs) == {job.name for job in PERIODIC_JOBS}
@@ -318,7 +375,9 @@ def test_a_periodic_run_schedules_the_next_one_exactly_once(rq_redis, pg_app, ma
 
     ensure_schedule(rq_redis)
     # Run the dispatch job now, as the RQ scheduler would when its time comes.
-    Queue("notifications", connection=rq_redis).enqueue("app.core.scheduler.run_periodic", "dispatch-outbox")
+    Queue("notifications", connection=rq_redis).enqueue(
+        "app.core.scheduler.run_periodic", "dispatch-outbox"
+    )
     SimpleWorker(["notifications"], connection=rq_redis).work(burst=True)
     ensure_schedule(rq_redis)
     assert len(scheduled_runs(rq_redis)["dispatch-outbox"]) == 1
@@ -331,11 +390,33 @@ def test_messages_show_on_the_related_records_page(pg_app, pg_client, mailbox, s
     admin = make_staff("Admin", make_branch())
     lead = make_lead(agent)
     db.session.commit()
-    notify("follow_up_due", f"follow-up:{lead.id}", "Follow up with the lead", "x", user_id=agent.user_id, related=lead)
+    notify(
+        "follow_up_due",
+        f"follow-up:{lead.id}",
+        "Follow up with the lead",
+        "x",
+        user_id=agent.user_id,
+        related=lead,
+    )
     db.session.commit()
     dispatch_outbox()
     login(pg_client, admin.user.username)
     page = pg_client.get(f"/leadview/show/{lead.id}").get_data(as_text=True)
     assert f"/messagelogview/record/lead/{lead.id}" in page
-    listing = pg_client.get(f"/messagelogview/record/lead/{lead.id}", follow_redirects=True).get_data(as_text=True)
+    listing = pg_client.get(
+        f"/messagelogview/record/lead/{lead.id}", follow_redirects=True
+    ).get_data(as_text=True)
     assert agent.user.email in listing and "Follow up with the lead" in listing
+
+
+def test_admin_sees_failed_jobs_with_their_error_and_the_outbox(pg_app, pg_client, rq_redis, staff):
+    admin = make_staff("Admin", make_branch())
+    db.session.commit()
+    enqueue("tests.jobs_for_tests.always_fails", queue="reports", retries=0)
+    SimpleWorker(["reports"], connection=rq_redis).work(burst=True)
+    login(pg_client, admin.user.username)
+    page = pg_client.get("/jobs/").get_data(as_text=True)
+    assert "failed 1" in page and "the price feed answered 503" in page
+    agent_client = pg_app.test_client()
+    login(agent_client, staff[0].user.username)
+    assert agent_client.get("/jobs/").status_code == 403

@@ -31,6 +31,7 @@ PUBLIC_ENDPOINTS = {
     "SecurityApi.refresh",
     "static",
     "appbuilder.static",
+    "calendar_feed.feed",  # the private ICS feed: the secret link is the credential
 }
 URL_VALUES = {
     "pk": "0",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
@@ -16,9 +16,9 @@ from tests.support import make_branch, make_lead, make_staff
 
 def test_slots_are_aligned_and_ids_fixed():
     daily = PeriodicJob("x", "m.f", 86400, offset_seconds=7 * 3600)
-    noon = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc).timestamp()
+    noon = datetime(2026, 11, 21, 12, 0, tzinfo=UTC).timestamp()
     slot, start = next_slot(daily, noon)
-    assert start == datetime(2026, 11, 22, 7, 0, tzinfo=timezone.utc)
+    assert start == datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
     assert next_slot(daily, noon + 60) == (slot, start)  # same slot, same id: no doubles
     assert run_id(daily, slot) == f"periodic__x__{slot}"
 
@@ -35,7 +35,7 @@ def test_embedded_scheduler_runs_due_jobs_once_per_slot(app, monkeypatch):
     calls = []
     monkeypatch.setattr("app.core.scheduler.run_job", lambda func: calls.append(func))
     scheduler = InlineScheduler(app)
-    now = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc).timestamp()
+    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC).timestamp()
     assert set(scheduler.run_due(now)) == {job.name for job in PERIODIC_JOBS}
     assert scheduler.run_due(now + 1) == []
     assert scheduler.run_due(now + 61) == ["dispatch-outbox"]
@@ -50,8 +50,11 @@ def test_retention_anonymises_only_old_lost_leads(app):
     for lead in (old, recent):
         lead.status, lead.lost_reason = "lost", "went elsewhere"
     db.session.commit()
-    long_ago = datetime.now(timezone.utc) - timedelta(days=3000)
-    db.session.execute(text("UPDATE lead SET updated_at = :t WHERE id = :id"), {"t": long_ago.replace(tzinfo=None), "id": old.id})
+    long_ago = datetime.now(UTC) - timedelta(days=3000)
+    db.session.execute(
+        text("UPDATE lead SET updated_at = :t WHERE id = :id"),
+        {"t": long_ago.replace(tzinfo=None), "id": old.id},
+    )
     db.session.commit()
 
     from app.leads.jobs import apply_retention
@@ -61,6 +64,11 @@ def test_retention_anonymises_only_old_lost_leads(app):
     old_row, recent_row = db.session.get(Lead, old.id), db.session.get(Lead, recent.id)
     assert (old_row.first_name, old_row.email, old_row.phone) == ("Anonymised", None, None)
     assert recent_row.first_name == "Recent" and recent_row.email
-    event = db.session.query(AuditLog).filter_by(action="retention").order_by(AuditLog.seq.desc()).first()
+    event = (
+        db.session.query(AuditLog)
+        .filter_by(action="retention")
+        .order_by(AuditLog.seq.desc())
+        .first()
+    )
     assert "1 lost lead(s) anonymised" in event.detail
     assert apply_retention() == 0

@@ -62,6 +62,8 @@ class Notification(Model):
 
     recipient_user: Mapped[User | None] = relationship(User)
 
+    # Written by the system for someone else (a task assigned to a colleague): not write-checked.
+    __scope_check_writes__ = False
     # Staff see their own notifications; the outbox screen (Admin) sees all.
     __scope__ = {
         "branch": lambda actor: Notification.recipient_user_id == actor.user_id,

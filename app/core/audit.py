@@ -171,6 +171,11 @@ def record_event(
         actor_id=actor_id,
         actor_name=actor_name,
     )
+    if db.session.info.get("crm_audit_chain_locked"):
+        # This request's transaction already holds the chain's lock (it wrote audit rows): a
+        # second connection would wait for it forever. Append in the same transaction instead.
+        append_entries(db.session.connection(), [entry])
+        return
     with db.engine.begin() as connection:
         append_entries(connection, [entry])
 
@@ -283,6 +288,11 @@ def _audit_flush(session: Session, flush_context: Any) -> None:
     session.info.pop("audit_before", None)
     if entries:
         append_entries(session.connection(), entries)
+        session.info["crm_audit_chain_locked"] = True
+
+
+def _release_chain_flag(session: Session, *args: Any) -> None:
+    session.info.pop("crm_audit_chain_locked", None)
 
 
 _installed = False
@@ -294,6 +304,8 @@ def install_audit_hooks() -> None:
         return
     event.listen(Session, "before_flush", _snapshot_unloaded_before_values)
     event.listen(Session, "after_flush", _audit_flush)
+    event.listen(Session, "after_commit", _release_chain_flag)
+    event.listen(Session, "after_soft_rollback", _release_chain_flag)
     _installed = True
 
 

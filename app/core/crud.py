@@ -95,6 +95,7 @@ def _prepare_or_record(view: Any, item: Any) -> None:
     try:
         type(view).prepare(item)
     except DomainError as exc:
+        view.datamodel.session.rollback()  # nothing half-written, and no lock held while recording
         record_rejection(view.datamodel.obj.__tablename__, str(exc))
         raise
 

@@ -52,12 +52,14 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "Lead": ("Leads",),
     "Interaction": ("Interactions",),
     "Client": ("Clients",),
+    "Task": ("My tasks", "Overdue", "All tasks", "Calendar"),
     "Document": ("Documents",),
     "AuditLog": ("Audit log",),
     "Notification": ("Notifications", "My preferences"),
     "Outbox": ("Outbox",),
     "MessageLog": ("Message log",),
     "NotificationPreference": ("Preferences",),
+    "Jobs": ("Jobs",),
 }
 # Actions a resource has beyond read/write/delete (each its own permission).
 EXTRA_ACTIONS: dict[str, frozenset[str]] = {"Client": frozenset({REVEAL})}
@@ -65,11 +67,22 @@ EXTRA_ACTIONS: dict[str, frozenset[str]] = {"Client": frozenset({REVEAL})}
 MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
     "Organisation": ("Branches", "Staff"),
     "Sales": ("Leads", "Interactions", "Clients"),
+    "Tasks": ("My tasks", "Overdue", "All tasks", "Calendar"),
     "Compliance": ("Documents", "Audit log"),
-    "Communication": ("Notifications", "My preferences", "Outbox", "Message log", "Preferences"),
+    "Communication": (
+        "Notifications",
+        "My preferences",
+        "Outbox",
+        "Message log",
+        "Preferences",
+        "Jobs",
+    ),
 }
 # Every signed-in member of staff has these, whatever their role.
 EVERYONE: dict[str, frozenset[str]] = {"Notification": R}
+# Every role works on its own tasks (row scope decides which); the Auditor only reads them, so
+# this is granted role by role rather than through EVERYONE.
+OWN_TASKS: dict[str, frozenset[str]] = {"Task": RW}
 
 # FAB's own screens. Self-service ones every signed-in role gets; the rest are Admin's alone.
 SELF_SERVICE_PERMISSIONS = frozenset(
@@ -161,31 +174,46 @@ ROLES: dict[str, RoleSpec] = {
                 "Interaction": RWD,
                 "Client": RWD,
                 "Document": RW,
+                "Task": RWD,
             },
             "Everything in their branch; reassigns work; dashboards and exports.",
         ),
         RoleSpec(
             "Agent",
             SCOPE_OWN,
-            {"Branch": R, "Lead": RW, "Interaction": RW, "Client": RW, "Document": RW},
+            {
+                "Branch": R,
+                "Lead": RW,
+                "Interaction": RW,
+                "Client": RW,
+                "Document": RW,
+                **OWN_TASKS,
+            },
             "Leads, clients, tasks and interactions assigned to them; no approvals.",
         ),
         RoleSpec(
             "Compliance",
             SCOPE_ALL,
-            {"Branch": R, "Client": R | {REVEAL}, "Document": RW, "AuditLog": R, "MessageLog": R},
+            {
+                "Branch": R,
+                "Client": R | {REVEAL},
+                "Document": RW,
+                "AuditLog": R,
+                "MessageLog": R,
+                **OWN_TASKS,
+            },
             "KYC review and approval, documents, compliance dashboard, audit log (read).",
         ),
         RoleSpec(
             "LoanOfficer",
             SCOPE_BDM,
-            {"Branch": R},
+            {"Branch": R, **OWN_TASKS},
             "Loan applications where they are the BDM, their brokers, notes, fees, repayments.",
         ),
         RoleSpec(
             "Broker",
             SCOPE_BROKER,
-            {},
+            {**OWN_TASKS},
             "Only the loan applications they introduced.",
         ),
         RoleSpec(

@@ -6,7 +6,9 @@ scoped model, built from the user's roles (``app.security.roles``) and the model
 so another agent's lead is simply not found (404), whatever path asks for it.
 
 Writes are checked the same way: after a flush, every new or changed scoped row must still be
-visible to the actor, or the flush fails with ``ScopeViolation`` and nothing is written.
+visible to the actor, or the flush fails with ``ScopeViolation`` and nothing is written. A model
+whose rows the system writes for other people by design (outbox notifications) sets
+``__scope_check_writes__ = False``.
 
 Outside a request (CLI, worker jobs) there is no actor and no restriction. Code that must see
 beyond the actor's rows on purpose (duplicate checks across branches, the public web form) passes
@@ -93,7 +95,11 @@ def current_actor() -> Actor | None:
 
 
 def _resolve_actor() -> Actor:
-    user = current_user if current_user.is_authenticated else g.get("user")
+    # FAB checks permissions against g.user (the JWT user once a bearer token is verified,
+    # else the session user): scope rows by the same user.
+    user = g.get("user")
+    if user is None or not getattr(user, "is_authenticated", False):
+        user = current_user if current_user.is_authenticated else None
     if user is None or not getattr(user, "is_authenticated", False):
         actor = Actor(user_id=None, roles=frozenset(), branch_id=None)
     else:
@@ -137,6 +143,8 @@ def _check_written_rows_visible(session: Session, flush_context: object) -> None
     written: dict[type, set[int]] = {}
     for obj in list(session.new) + list(session.dirty):
         model = type(obj)
+        if not getattr(model, "__scope_check_writes__", True):
+            continue
         if model in _SCOPED_MODELS and getattr(obj, "id", None) is not None:
             written.setdefault(model, set()).add(obj.id)
     for model, ids in written.items():

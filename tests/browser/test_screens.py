@@ -97,13 +97,17 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
         assert menu == {
             "Sales": ["Leads", "Interactions", "Clients"],
             "Organisation": ["Branches"],
+            "Tasks": ["My tasks", "Overdue", "All tasks", "Calendar"],
             "Compliance": ["Documents"],
             "Communication": ["Notifications", "My preferences"],
         }
         assert "Audit log" not in shown
         assert "Security" not in menu and "Staff" not in shown
     elif role == "Broker":
-        assert menu == {"Communication": ["Notifications", "My preferences"]}
+        assert menu == {
+            "Tasks": ["My tasks", "Overdue", "All tasks", "Calendar"],
+            "Communication": ["Notifications", "My preferences"],
+        }
 
 
 def _choose(page: Page, select_id: str, option: str) -> None:
