@@ -420,3 +420,46 @@ def test_admin_sees_failed_jobs_with_their_error_and_the_outbox(pg_app, pg_clien
     agent_client = pg_app.test_client()
     login(agent_client, staff[0].user.username)
     assert agent_client.get("/jobs/").status_code == 403
+
+
+def test_admin_sets_a_clients_preferences_and_email_then_goes_elsewhere(
+    pg_app, pg_client, mailbox, staff
+):
+    from app.clients.models import Client
+    from app.clients.services import prepare_client
+
+    admin = make_staff("Admin", make_branch())
+    client = prepare_client(
+        Client(
+            name="Quiet Client",
+            email="quiet@client.example",
+            phone="+91 98765 43219",
+            branch_id=admin.branch_id,
+        )
+    )
+    db.session.add(client)
+    db.session.commit()
+    login(pg_client, admin.user.username)
+    response = pg_client.post(
+        "/preferenceview/add",
+        data={"client": str(client.id), "digest": "none", "sms_enabled": "y"},
+        follow_redirects=True,
+    )
+    assert response.status_code == 200
+    pref = db.session.query(NotificationPreference).filter_by(client_id=client.id).one()
+    assert (pref.email_enabled, pref.sms_enabled) == (False, True)
+    notify(
+        "invoice_due",
+        "invoice-due:1",
+        "Your invoice is due",
+        "x",
+        client_id=client.id,
+        channels=("email", "sms"),
+    )
+    db.session.commit()
+    dispatch_outbox()
+    assert mailbox.to("quiet@client.example") == []
+    assert (
+        db.session.query(Notification).filter_by(recipient_client_id=client.id).one().channel
+        == "sms"
+    )

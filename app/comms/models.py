@@ -9,6 +9,7 @@ from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.clients.models import Client
 from app.core.types import UTCDateTime, utcnow
 from app.leads.models import _one_of
 from app.security.scoping import scoped
@@ -127,6 +128,7 @@ class NotificationPreference(Model):
     """`daily`/`weekly`: e-mails are held and sent grouped by kind in one digest."""
 
     user: Mapped[User | None] = relationship(User)
+    client: Mapped[Client | None] = relationship(Client)
 
     def allows(self, channel: str) -> bool:
         return bool(getattr(self, f"{channel}_enabled"))

@@ -5,13 +5,16 @@ from __future__ import annotations
 from flask import flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, action, expose, has_access
 from sqlalchemy import update
+from wtforms import BooleanField
 
+from app.clients.models import Client
 from app.comms import services
 from app.comms.models import DIGESTS, MessageLog, Notification, NotificationPreference
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin, ServiceModelView, filtered_list_url
-from app.core.forms import choice_field, display_choice, display_timestamp
+from app.core.forms import choice_field, display_choice, display_timestamp, optional_relation_field
 from app.core.types import utcnow
 from app.extensions import db
+from app.org.services import assignable_staff
 from app.security.roles import VIEW_METHOD_ACTIONS
 
 
@@ -144,9 +147,11 @@ class MessageLogView(NoFileDownloadMixin, ModelView):
 def _prepare_preference(preference: NotificationPreference) -> NotificationPreference:
     from app.core.errors import FieldError
 
-    if (preference.user is None and preference.user_id is None) == (
-        getattr(preference, "client", None) is None and preference.client_id is None
-    ):
+    if preference.user is not None:
+        preference.user_id = preference.user.id
+    if preference.client is not None:
+        preference.client_id = preference.client.id
+    if (preference.user_id is None) == (preference.client_id is None):
         raise FieldError("choose one member of staff or one client.", "user")
     if preference.digest not in DIGESTS:
         raise FieldError(f"must be one of: {', '.join(DIGESTS)}.", "digest")
@@ -160,11 +165,21 @@ class PreferenceView(ServiceModelView):
     class_permission_name = "NotificationPreference"
     prepare = staticmethod(_prepare_preference)
     list_title = "Notification preferences"
-    list_columns = ["user", "client_id", "email_enabled", "sms_enabled", "in_app_enabled", "digest"]
-    add_columns = ["user", "email_enabled", "sms_enabled", "in_app_enabled", "digest"]
+    list_columns = ["user", "client", "email_enabled", "sms_enabled", "in_app_enabled", "digest"]
+    add_columns = ["user", "client", "email_enabled", "sms_enabled", "in_app_enabled", "digest"]
     edit_columns = add_columns
     show_columns = list_columns
-    add_form_extra_fields = {"digest": choice_field("Digest", DIGESTS)}
+    add_form_extra_fields = {
+        # Plain check boxes: FAB would make a non-nullable boolean "required" (always ticked).
+        "email_enabled": BooleanField("E-mail", default=True),
+        "sms_enabled": BooleanField("SMS"),
+        "in_app_enabled": BooleanField("In the app", default=True),
+        "digest": choice_field("Digest", DIGESTS),
+        "user": optional_relation_field("Member of staff", assignable_staff, "—"),
+        "client": optional_relation_field(
+            "Client", lambda: db.session.query(Client).order_by(Client.name).limit(500), "—"
+        ),
+    }
     edit_form_extra_fields = add_form_extra_fields
 
 

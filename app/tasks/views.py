@@ -136,13 +136,19 @@ def _open_statuses() -> list[str]:
     return list(OPEN_TASK_STATUSES)
 
 
+TASK_PERMISSIONS = ["can_read", "can_write", "can_delete"]
+
+
 class _ReadOnlyTaskList(NoFileDownloadMixin, ModelView):
     """A fixed selection of tasks; adding and editing happen under All tasks."""
 
     datamodel = CrmSQLAInterface(Task)
     class_permission_name = "Task"
     method_permission_name = VIEW_METHOD_ACTIONS
-    base_permissions = ["can_read"]
+    include_route_methods = {"list", "show"}
+    base_permissions = TASK_PERMISSIONS
+    """The same set as TaskView's: views sharing a permission name must declare the same set, or
+    FAB's permission sync removes and re-adds the others on every run."""
     list_columns = TASK_LIST_COLUMNS
     show_columns = TASK_SHOW_COLUMNS
     search_columns = ["title", "status", "priority", "due_at", "lead"]
@@ -191,6 +197,7 @@ class CalendarView(BaseView):
     route_base = "/calendar"
     default_view = "month"
     class_permission_name = "Task"
+    base_permissions = TASK_PERMISSIONS
     method_permission_name = {
         "month": "read",
         "week": "read",
