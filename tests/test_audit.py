@@ -8,7 +8,7 @@ import threading
 
 import psycopg2
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.audit.models import AuditLog
 from app.clients.models import Client
@@ -29,7 +29,9 @@ from tests.support import (
 
 
 def _rows(record_type=None, record_id=None, action=None):
-    query = select(AuditLog).order_by(AuditLog.seq)
+    """Audit rows of this test only: the log is append-only and outlives each test's data, and
+    record ids are reused after the data is wiped."""
+    query = select(AuditLog).where(AuditLog.seq > _START["seq"]).order_by(AuditLog.seq)
     if record_type:
         query = query.where(AuditLog.record_type == record_type)
     if record_id is not None:
@@ -37,6 +39,25 @@ def _rows(record_type=None, record_id=None, action=None):
     if action:
         query = query.where(AuditLog.action == action)
     return list(db.session.scalars(query))
+
+
+_START = {"seq": 0}
+
+
+@pytest.fixture(autouse=True)
+def _audit_start(request):
+    app_fixture = (
+        "pg_app"
+        if "pg_app" in request.fixturenames or "pg_client" in request.fixturenames
+        else "app"
+    )
+    if "fresh_pg" in request.fixturenames:
+        _START["seq"] = 0
+        yield
+        return
+    request.getfixturevalue(app_fixture)
+    _START["seq"] = db.session.scalar(select(func.coalesce(func.max(AuditLog.seq), 0)))
+    yield
 
 
 @pytest.fixture

@@ -31,9 +31,22 @@ class FieldError(DomainError):
 
 
 class ConflictError(DomainError):
-    """The change clashes with existing data (duplicate, already converted, ...)."""
+    """The change clashes with existing data (duplicate, already converted, ...); ``existing``
+    points at the record it clashes with, e.g. ``{"type": "lead", "id": 12, "url": ...}``."""
 
     status = 409
+
+    def __init__(
+        self, message: str, field: str | None = None, existing: dict | None = None
+    ) -> None:
+        super().__init__(message, field)
+        self.existing = existing
+
+    def as_json(self) -> dict:
+        body = super().as_json()
+        if self.existing:
+            body["existing"] = self.existing
+        return body
 
 
 class PermissionDenied(DomainError):

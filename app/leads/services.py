@@ -12,7 +12,7 @@ from flask import current_app
 from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import inspect, select
 
-from app.core.errors import FieldError, PermissionDenied
+from app.core.errors import ConflictError, FieldError, PermissionDenied
 from app.core.types import utcnow
 from app.core.unit_of_work import without_autoflush
 from app.core.validators import clean_text, normalise_email, normalise_phone
@@ -22,6 +22,7 @@ from app.leads.models import (
     INVESTMENT_CAPACITY_BANDS,
     LEAD_SOURCES,
     LEAD_STATUSES,
+    OPEN_LEAD_STATUSES,
     Interaction,
     Lead,
 )
@@ -85,6 +86,8 @@ def prepare_lead(lead: Lead, actor: Actor | None = None) -> Lead:
     lead.phone = check_lead_phone(lead.phone)
     if not lead.email and not lead.phone:
         raise FieldError("a lead needs an e-mail address or a phone number.", "email")
+    if lead.status in OPEN_LEAD_STATUSES or lead.status is None:
+        refuse_exact_duplicate(lead.email, lead.phone, exclude_lead_id=lead.id)
     lead.source = _check_choice(lead.source or "manual", LEAD_SOURCES, "source", True)
     lead.investment_capacity = _check_choice(
         lead.investment_capacity, INVESTMENT_CAPACITY_BANDS, "investment_capacity", False
@@ -92,6 +95,46 @@ def prepare_lead(lead: Lead, actor: Actor | None = None) -> Lead:
     _check_status_change(lead)
     _assign(lead, actor)
     return lead
+
+
+def find_exact_duplicate(
+    email: str | None, phone: str | None, exclude_lead_id: int | None = None
+) -> tuple[str, int, str] | None:
+    """An open lead or a client with this (normalised) e-mail or E.164 phone, whoever it belongs
+    to: ``(record type, id, field)``. Looked up across every branch on purpose."""
+    from app.clients.models import Client
+
+    for model, kind, extra in (
+        (Lead, "lead", [Lead.status.in_(OPEN_LEAD_STATUSES)]),
+        (Client, "client", []),
+    ):
+        for field, value in (("email", email), ("phone", phone)):
+            if not value:
+                continue
+            query = select(model.id).where(getattr(model, field) == value, *extra).limit(1)
+            if model is Lead and exclude_lead_id is not None:
+                query = query.where(Lead.id != exclude_lead_id)
+            found = db.session.execute(query, execution_options=UNSCOPED).scalar()
+            if found is not None:
+                return kind, found, field
+    return None
+
+
+def refuse_exact_duplicate(
+    email: str | None, phone: str | None, exclude_lead_id: int | None = None
+) -> None:
+    """ConflictError naming and linking the existing lead or client with the same e-mail/phone."""
+    duplicate = find_exact_duplicate(email, phone, exclude_lead_id)
+    if duplicate is None:
+        return
+    kind, record_id, field = duplicate
+    url = f"/{kind}view/show/{record_id}"
+    what = "e-mail address" if field == "email" else "phone number"
+    raise ConflictError(
+        f"an open {kind} with this {what} already exists ({kind} #{record_id}: {url}).",
+        field,
+        existing={"type": kind, "id": record_id, "url": url},
+    )
 
 
 def _check_status_change(lead: Lead) -> None:
