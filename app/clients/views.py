@@ -14,6 +14,7 @@ from app.core.errors import DomainError
 from app.core.forms import choice_field, display_choice, optional_relation_field
 from app.core.validators import form_validator
 from app.documents.views import DocumentView
+from app.leads.views import InteractionView
 from app.org import services as org_services
 from app.security.roles import VIEW_METHOD_ACTIONS
 
@@ -33,7 +34,7 @@ class ClientView(ServiceModelView):
     method_permission_name = {**VIEW_METHOD_ACTIONS, "reveal": "reveal"}
     prepare = staticmethod(services.prepare_client)
     show_template = "crm/client_show.html"
-    related_views = [DocumentView]
+    related_views = [InteractionView, DocumentView]
 
     list_title = "Clients"
     list_columns = [

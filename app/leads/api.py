@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from flask_appbuilder.api import expose, protect, safe
+
 from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
+from app.core.errors import DomainError
+from app.extensions import db
 from app.leads import services
+from app.leads.conversion import convert_lead
 from app.leads.models import Interaction, Lead
+from app.security.roles import API_METHOD_ACTIONS
 
 LEAD_FIELDS = [
     "first_name",
@@ -27,6 +33,7 @@ class LeadApi(ServiceModelRestApi):
     resource_name = "lead"
     datamodel = CrmSQLAInterface(Lead)
     class_permission_name = "Lead"
+    method_permission_name = {**API_METHOD_ACTIONS, "convert": "write"}
     prepare = staticmethod(services.prepare_lead)
     allow_browser_login = True
 
@@ -61,6 +68,26 @@ class LeadApi(ServiceModelRestApi):
         "created_at",
         "next_follow_up_at",
     ]
+
+    @expose("/<int:pk>/convert", methods=["POST"])
+    @protect()
+    @safe
+    def convert(self, pk: int):
+        """Convert a qualified lead into a client, in one transaction.
+        ---
+        post:
+          responses:
+            201: {description: the new client's id}
+            404: {$ref: '#/components/responses/404'}
+            409: {description: already converted, lost, or not qualified}
+        """
+        try:
+            client = convert_lead(pk)
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            return self.response(exc.status, **exc.as_json())
+        return self.response(201, client_id=client.id, url=f"/clientview/show/{client.id}")
 
     def pre_add(self, item: Lead) -> None:
         """A lead created through the API is an `api` lead unless the caller says otherwise."""

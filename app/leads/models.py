@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from flask_appbuilder import Model
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, exists, select
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    exists,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.types import UTCDateTime, utcnow
 from app.org.models import Branch
 from app.security.scoping import scoped
+
+if TYPE_CHECKING:
+    from app.clients.models import Client
 
 LEAD_SOURCES = ("web_form", "manual", "import", "referral", "campaign", "api")
 LEAD_STATUSES = ("new", "contacted", "qualified", "converted", "lost")
@@ -105,22 +119,32 @@ class Interaction(Model):
     body: Mapped[str | None] = mapped_column(Text)
     author_id: Mapped[int] = mapped_column(ForeignKey("ab_user.id"), index=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("lead.id"))
+    # Set when the lead becomes a client: the client's history carries the interaction too.
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("client.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     author: Mapped[User] = relationship(User)
     lead: Mapped[Lead] = relationship(back_populates="interactions")
+    client: Mapped[Client | None] = relationship("Client")
 
-    # An interaction is visible where its lead is.
+    # An interaction is visible where its lead is, or (once converted) where its client is.
     __scope__ = {
-        "branch": lambda actor: exists(
-            select(Lead.id).where(Lead.id == Interaction.lead_id, Lead.branch_id == actor.branch_id)
-        ),
-        "own": lambda actor: exists(
-            select(Lead.id).where(
-                Lead.id == Interaction.lead_id, Lead.assigned_agent_id == actor.user_id
-            )
-        ),
+        "branch": lambda actor: _interaction_visible("branch", actor),
+        "own": lambda actor: _interaction_visible("own", actor),
     }
 
     def __repr__(self) -> str:
         return f"{self.kind} {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+def _interaction_visible(kind: str, actor):
+    from app.clients.models import Client
+
+    return or_(
+        exists(select(Lead.id).where(Lead.id == Interaction.lead_id, Lead.__scope__[kind](actor))),
+        exists(
+            select(Client.id).where(
+                Client.id == Interaction.client_id, Client.__scope__[kind](actor)
+            )
+        ),
+    )

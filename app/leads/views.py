@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from flask import flash, redirect, url_for
+from flask_appbuilder import expose, has_access
+
 from app.core.crud import CrmSQLAInterface, ServiceModelView
+from app.core.errors import DomainError
 from app.core.forms import (
     choice_field,
     display_choice,
@@ -11,7 +15,9 @@ from app.core.forms import (
 )
 from app.core.validators import form_validator
 from app.documents.views import DocumentView
+from app.extensions import db
 from app.leads import services
+from app.leads.conversion import convert_lead
 from app.leads.models import (
     INTERACTION_KINDS,
     INVESTMENT_CAPACITY_BANDS,
@@ -21,6 +27,7 @@ from app.leads.models import (
     Lead,
 )
 from app.org import services as org_services
+from app.security.roles import VIEW_METHOD_ACTIONS
 
 
 class InteractionView(ServiceModelView):
@@ -44,6 +51,8 @@ class InteractionView(ServiceModelView):
 class LeadView(ServiceModelView):
     datamodel = CrmSQLAInterface(Lead)
     class_permission_name = "Lead"
+    method_permission_name = {**VIEW_METHOD_ACTIONS, "convert": "write"}
+    show_template = "crm/lead_show.html"
     prepare = staticmethod(services.prepare_lead)
     related_views = [InteractionView, DocumentView]
 
@@ -130,3 +139,17 @@ class LeadView(ServiceModelView):
         ),
     }
     edit_form_extra_fields = add_form_extra_fields
+
+    @expose("/convert/<int:pk>", methods=["POST"])
+    @has_access
+    def convert(self, pk: int):
+        """Turn this qualified lead into a client (one transaction), then open the client."""
+        try:
+            client = convert_lead(pk)
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+            return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+        flash(f"Converted: {client.name} is now client #{client.id}.", "success")
+        return redirect(url_for("ClientView.show", pk=client.id))
