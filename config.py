@@ -6,6 +6,7 @@ Redis. Production (``FLASK_ENV=production`` or ``CRM_ENV=production``) refuses t
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -121,6 +122,8 @@ class Config:
     CRM_DISPATCH_THROTTLE_SECONDS = float(os.environ.get("CRM_DISPATCH_THROTTLE_SECONDS", 0))
     # Embedded mode (no REDIS_URL): `python run.py` runs periodic jobs in a background thread.
     CRM_INPROCESS_SCHEDULER = _env_bool("CRM_INPROCESS_SCHEDULER", True)
+    # Lead score weights (see app/leads/scoring.py DEFAULT_WEIGHTS); a JSON object overrides parts.
+    CRM_LEAD_SCORE_WEIGHTS = json.loads(os.environ.get("CRM_LEAD_SCORE_WEIGHTS", "{}"))
     CRM_TASK_REMINDER_MINUTES = int(os.environ.get("CRM_TASK_REMINDER_MINUTES", 60))
     # Retention: lost leads untouched this long are anonymised by the nightly job.
     CRM_RETENTION_LOST_LEAD_DAYS = int(os.environ.get("CRM_RETENTION_LOST_LEAD_DAYS", 7 * 365))

@@ -38,6 +38,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
         4 * DAY + 7 * HOUR,
     ),
     PeriodicJob("retention", "app.leads.jobs.apply_retention", DAY, "default", 2 * HOUR),
+    PeriodicJob("lead-rescore", "app.leads.jobs.rescore_leads", DAY, "default", 3 * HOUR),
 )
 
 BY_NAME = {job.name: job for job in PERIODIC_JOBS}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
+from app.leads.scoring import rescore_recently_engaged
 from app.leads.services import anonymise_lost_leads
 
 
@@ -12,3 +13,8 @@ def apply_retention() -> int:
     return anonymise_lost_leads(
         int(current_app.config.get("CRM_RETENTION_LOST_LEAD_DAYS", 7 * 365))
     )
+
+
+def rescore_leads() -> int:
+    """Nightly re-scoring for recency (scores change on their own as interactions age)."""
+    return rescore_recently_engaged()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from flask_appbuilder import Model
 from flask_appbuilder.security.sqla.models import User
+from markupsafe import Markup
 from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
@@ -93,6 +94,20 @@ class Lead(Model):
         "branch": lambda actor: Lead.branch_id == actor.branch_id,
         "own": lambda actor: Lead.assigned_agent_id == actor.user_id,
     }
+
+    @property
+    def score_explained(self) -> Markup:
+        """The score's breakdown as a list (factor: points, why) for the lead page."""
+        import json
+
+        items = json.loads(self.score_breakdown or "[]")
+        lines = "".join(
+            Markup("<li><strong>{}</strong>: +{} ({})</li>").format(
+                i["factor"], i["points"], i["why"]
+            )
+            for i in items
+        )
+        return Markup('<ul class="score-breakdown">{}</ul>').format(lines)
 
     @property
     def full_name(self) -> str:

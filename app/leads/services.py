@@ -26,6 +26,7 @@ from app.leads.models import (
     Interaction,
     Lead,
 )
+from app.leads.scoring import recompute_score
 from app.org.models import Branch, StaffProfile
 from app.security.scoping import UNSCOPED, Actor, current_actor
 
@@ -94,6 +95,7 @@ def prepare_lead(lead: Lead, actor: Actor | None = None) -> Lead:
     )
     _check_status_change(lead)
     _assign(lead, actor)
+    recompute_score(lead)
     return lead
 
 
@@ -209,6 +211,7 @@ def prepare_interaction(interaction: Interaction, actor: Actor | None = None) ->
         raise FieldError("an interaction needs an author.", "author")
     if interaction.occurred_at is None:
         interaction.occurred_at = utcnow()
+    recompute_score(interaction.lead, pending=interaction)
     return interaction
 
 

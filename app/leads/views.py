@@ -78,6 +78,7 @@ class LeadView(ServiceModelView):
         "status",
         "lost_reason",
         "score",
+        "score_explained",
         "investment_capacity",
         "assigned_agent",
         "branch",
@@ -114,7 +115,10 @@ class LeadView(ServiceModelView):
     ]
     order_columns = ["first_name", "last_name", "status", "score", "next_follow_up_at"]
     base_order = ("id", "desc")
-    label_columns = {"next_follow_up_at": "Next follow-up (UTC)"}
+    label_columns = {
+        "next_follow_up_at": "Next follow-up (UTC)",
+        "score_explained": "Why this score",
+    }
     formatters_columns = {
         "status": display_choice,
         "source": display_choice,
