@@ -89,3 +89,10 @@ def register_views(builder: AppBuilder) -> None:
         builder.add_api(api)
     # The private ICS feed: no sign-in (the secret link is the credential), so not a FAB view.
     current_app.register_blueprint(feed_blueprint)
+    from app.leads.capture import public_leads
+
+    # The public enquiry form: throttled per address (visitors and bots alike).
+    builder.sm.limiter.limit(
+        lambda: current_app.config.get("CRM_ENQUIRY_RATE_LIMIT", "5 per minute"), methods=["POST"]
+    )(public_leads)
+    current_app.register_blueprint(public_leads)

@@ -32,6 +32,7 @@ PUBLIC_ENDPOINTS = {
     "static",
     "appbuilder.static",
     "calendar_feed.feed",  # the private ICS feed: the secret link is the credential
+    "public_leads.enquire",  # the public enquiry form (CSRF, honeypot, rate limit)
 }
 URL_VALUES = {
     "pk": "0",

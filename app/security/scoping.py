@@ -18,6 +18,7 @@ beyond the actor's rows on purpose (duplicate checks across branches, the public
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from flask import g, has_request_context, request
@@ -73,9 +74,21 @@ def criteria_for(model: type, actor: Actor) -> ColumnElement[bool] | None:
     return clauses[0] if len(clauses) == 1 else or_(*clauses)
 
 
+@contextmanager
+def acting_as_system():
+    """Within a request, act as the system (no row limits): for public entry points such as the
+    web lead form, whose visitor is anonymous but whose writes are the product's own."""
+    previous = request.environ.get("crm.system")
+    request.environ["crm.system"] = True
+    try:
+        yield
+    finally:
+        request.environ["crm.system"] = previous
+
+
 def current_actor() -> Actor | None:
     """The signed-in user (session or JWT) of this request; None outside a request."""
-    if not has_request_context():
+    if not has_request_context() or request.environ.get("crm.system"):
         return None
     # Cached per request (not on `g`, which an outer app context can share between requests).
     cache = request.environ
