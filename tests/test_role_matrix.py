@@ -36,6 +36,7 @@ PUBLIC_ENDPOINTS = {
 }
 URL_VALUES = {
     "pk": "0",
+    "other": "0",
     "field": "pan",
     "record_type": "lead",
     "record_id": "0",

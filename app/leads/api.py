@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from flask import request
 from flask_appbuilder.api import expose, protect, safe
+from sqlalchemy import select
 
 from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
-from app.core.errors import DomainError
+from app.core.errors import DomainError, FieldError
 from app.extensions import db
 from app.leads import services
 from app.leads.conversion import convert_lead
+from app.leads.merging import merge_leads, near_duplicates
 from app.leads.models import Interaction, Lead
 from app.security.roles import API_METHOD_ACTIONS
 
@@ -33,7 +36,12 @@ class LeadApi(ServiceModelRestApi):
     resource_name = "lead"
     datamodel = CrmSQLAInterface(Lead)
     class_permission_name = "Lead"
-    method_permission_name = {**API_METHOD_ACTIONS, "convert": "write"}
+    method_permission_name = {
+        **API_METHOD_ACTIONS,
+        "convert": "write",
+        "merge": "write",
+        "near_duplicates": "read",
+    }
     prepare = staticmethod(services.prepare_lead)
     allow_browser_login = True
 
@@ -88,6 +96,57 @@ class LeadApi(ServiceModelRestApi):
             db.session.rollback()
             return self.response(exc.status, **exc.as_json())
         return self.response(201, client_id=client.id, url=f"/clientview/show/{client.id}")
+
+    @expose("/<int:pk>/merge", methods=["POST"])
+    @protect()
+    @safe
+    def merge(self, pk: int):
+        """Merge another lead into this one (``{"other_id": N}``); the other is removed.
+        ---
+        post:
+          responses:
+            200: {description: the kept lead}
+            404: {$ref: '#/components/responses/404'}
+            409: {description: a lead is not open}
+            422: {$ref: '#/components/responses/422'}
+        """
+        other = (request.get_json(silent=True) or {}).get("other_id")
+        try:
+            if not isinstance(other, int):
+                raise FieldError("must be the id of the lead to merge into this one.", "other_id")
+            lead = merge_leads(pk, other)
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            return self.response(exc.status, **exc.as_json())
+        return self.response(200, id=lead.id, result=self.show_model_schema.dump(lead))
+
+    @expose("/<int:pk>/near_duplicates", methods=["GET"])
+    @protect()
+    @safe
+    def near_duplicates(self, pk: int):
+        """Leads that look like this one (similar name with the same phone digits or domain).
+        ---
+        get:
+          responses:
+            200: {description: candidates with similarity and reason}
+            404: {$ref: '#/components/responses/404'}
+        """
+        lead = db.session.scalar(select(Lead).where(Lead.id == pk))
+        if lead is None:
+            return self.response_404()
+        return self.response(
+            200,
+            result=[
+                {
+                    "id": d.lead.id,
+                    "name": d.lead.full_name,
+                    "similarity": d.similarity,
+                    "reason": d.reason,
+                }
+                for d in near_duplicates(lead)
+            ],
+        )
 
     def pre_add(self, item: Lead) -> None:
         """A lead created through the API is an `api` lead unless the caller says otherwise."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, url_for
+from flask import abort, flash, redirect, url_for
 from flask_appbuilder import expose, has_access
+from sqlalchemy import select
 
 from app.core.crud import CrmSQLAInterface, ServiceModelView
 from app.core.errors import DomainError
@@ -18,6 +19,7 @@ from app.documents.views import DocumentView
 from app.extensions import db
 from app.leads import services
 from app.leads.conversion import convert_lead
+from app.leads.merging import merge_leads, near_duplicates
 from app.leads.models import (
     INTERACTION_KINDS,
     INVESTMENT_CAPACITY_BANDS,
@@ -51,7 +53,12 @@ class InteractionView(ServiceModelView):
 class LeadView(ServiceModelView):
     datamodel = CrmSQLAInterface(Lead)
     class_permission_name = "Lead"
-    method_permission_name = {**VIEW_METHOD_ACTIONS, "convert": "write"}
+    method_permission_name = {
+        **VIEW_METHOD_ACTIONS,
+        "convert": "write",
+        "duplicates": "read",
+        "merge": "write",
+    }
     show_template = "crm/lead_show.html"
     prepare = staticmethod(services.prepare_lead)
     related_views = [InteractionView, DocumentView]
@@ -157,3 +164,31 @@ class LeadView(ServiceModelView):
             return redirect(url_for(f"{self.endpoint}.show", pk=pk))
         flash(f"Converted: {client.name} is now client #{client.id}.", "success")
         return redirect(url_for("ClientView.show", pk=client.id))
+
+    @expose("/duplicates/<int:pk>")
+    @has_access
+    def duplicates(self, pk: int):
+        """Leads that look like this one, with a merge button each."""
+        lead = db.session.scalar(select(Lead).where(Lead.id == pk))
+        if lead is None:
+            abort(404)
+        return self.render_template(
+            "crm/lead_duplicates.html",
+            lead=lead,
+            candidates=near_duplicates(lead),
+            title="Possible duplicates",
+        )
+
+    @expose("/merge/<int:pk>/<int:other>", methods=["POST"])
+    @has_access
+    def merge(self, pk: int, other: int):
+        """Keep lead ``pk``, move everything of lead ``other`` onto it, remove ``other``."""
+        try:
+            merge_leads(pk, other)
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+            return redirect(url_for(f"{self.endpoint}.duplicates", pk=pk))
+        flash(f"Lead #{other} was merged into this one.", "success")
+        return redirect(url_for(f"{self.endpoint}.show", pk=pk))
