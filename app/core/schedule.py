@@ -26,6 +26,7 @@ class PeriodicJob:
 PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("dispatch-outbox", "app.comms.jobs.dispatch_outbox", MINUTE, "notifications"),
     PeriodicJob("task-reminders", "app.tasks.jobs.send_task_reminders", 5 * MINUTE),
+    PeriodicJob("follow-ups", "app.leads.jobs.sweep_follow_ups", 5 * MINUTE),
     PeriodicJob(
         "daily-digest", "app.comms.jobs.send_daily_digests", DAY, "notifications", 7 * HOUR
     ),

@@ -18,3 +18,10 @@ def apply_retention() -> int:
 def rescore_leads() -> int:
     """Nightly re-scoring for recency (scores change on their own as interactions age)."""
     return rescore_recently_engaged()
+
+
+def sweep_follow_ups() -> dict:
+    """Follow-up reminders and tasks for missed follow-ups (every few minutes)."""
+    from app.leads.follow_ups import sweep_follow_ups as sweep
+
+    return sweep()

@@ -1,0 +1,81 @@
+"""Follow-ups: a lead's ``next_follow_up_at`` reminds its agent before the time, and once it has
+passed becomes a task on the agent's list (and so in Overdue and the calendar). Each once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import exists, select
+
+from app.comms.services import notify
+from app.core.types import utcnow
+from app.extensions import db
+from app.leads.models import OPEN_LEAD_STATUSES, Lead
+from app.security.scoping import UNSCOPED
+
+FOLLOW_UP_TITLE = "Follow up with {name}"
+OVERDUE_LOOKBACK = timedelta(days=30)
+"""Older missed follow-ups were handled by earlier sweeps; bounding the scan keeps it cheap."""
+
+
+def _key(lead: Lead) -> str:
+    return f"follow-up-due:{lead.id}:{lead.next_follow_up_at.isoformat()}"
+
+
+def sweep_follow_ups(now: datetime | None = None) -> dict[str, int]:
+    """Remind agents of follow-ups due within ``CRM_TASK_REMINDER_MINUTES``; turn missed ones into
+    tasks. Set-based selection, idempotent, commits (a job's unit of work)."""
+    from app.tasks.models import Task
+    from app.tasks.services import create_task
+
+    now = now or utcnow()
+    minutes = int(current_app.config.get("CRM_TASK_REMINDER_MINUTES", 60))
+    open_assigned = (Lead.status.in_(OPEN_LEAD_STATUSES), Lead.assigned_agent_id.is_not(None))
+    soon = list(
+        db.session.scalars(
+            select(Lead).where(
+                *open_assigned,
+                Lead.next_follow_up_at >= now,
+                Lead.next_follow_up_at <= now + timedelta(minutes=minutes),
+            ),
+            execution_options=UNSCOPED,
+        )
+    )
+    for lead in soon:  # notify() skips a reminder already written for this follow-up time
+        when = lead.next_follow_up_at.strftime("%H:%M UTC on %Y-%m-%d")
+        notify(
+            "follow_up_due",
+            _key(lead),
+            f"Follow up soon: {lead.full_name} ({when})",
+            f"Your follow-up with {lead.full_name} is due at {when}.",
+            user_id=lead.assigned_agent_id,
+            related=lead,
+            link=f"/leadview/show/{lead.id}",
+        )
+    missed = list(
+        db.session.scalars(
+            select(Lead).where(
+                *open_assigned,
+                Lead.next_follow_up_at < now,
+                Lead.next_follow_up_at >= now - OVERDUE_LOOKBACK,
+                ~exists(
+                    select(Task.id).where(
+                        Task.lead_id == Lead.id, Task.due_at == Lead.next_follow_up_at
+                    )
+                ),
+            ),
+            execution_options=UNSCOPED,
+        )
+    )
+    for lead in missed:
+        create_task(
+            title=FOLLOW_UP_TITLE.format(name=lead.full_name)[:200],
+            description="The follow-up time set on the lead has passed.",
+            assignee_id=lead.assigned_agent_id,
+            due_at=lead.next_follow_up_at,
+            priority="high",
+            lead_id=lead.id,
+        )
+    db.session.commit()
+    return {"reminded": len(soon), "tasks_created": len(missed)}
