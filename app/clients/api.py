@@ -6,24 +6,20 @@ from flask import request
 from flask_appbuilder.api import expose, protect, safe
 
 from app.clients import services
-from app.clients.models import Client
+from app.clients.models import (
+    IDENTIFIER_FIELDS,
+    MASKED_IDENTIFIER_FIELDS,
+    PROFILE_FIELDS,
+    Client,
+)
 from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
 from app.core.errors import DomainError
 from app.security.roles import API_METHOD_ACTIONS
 
 READ_COLUMNS = [
     "id",
-    "client_type",
-    "name",
-    "legal_name",
-    "registration_number",
-    "email",
-    "phone",
-    "address",
-    "date_of_birth",
-    "pan_masked",
-    "aadhaar_masked",
-    "tax_file_number_masked",
+    *PROFILE_FIELDS,
+    *MASKED_IDENTIFIER_FIELDS,
     "status",
     "kyc_status",
     "relationship_manager_id",
@@ -31,17 +27,8 @@ READ_COLUMNS = [
     "created_at",
 ]
 WRITE_COLUMNS = [
-    "client_type",
-    "name",
-    "legal_name",
-    "registration_number",
-    "email",
-    "phone",
-    "address",
-    "date_of_birth",
-    "pan",
-    "aadhaar",
-    "tax_file_number",
+    *PROFILE_FIELDS,
+    *IDENTIFIER_FIELDS,
     "status",
     "relationship_manager_id",
     "branch_id",

@@ -20,6 +20,20 @@ CLIENT_TYPES = ("individual", "company")
 CLIENT_STATUSES = ("active", "inactive", "suspended")
 KYC_STATUSES = ("pending", "verified", "rejected", "expired")
 
+# The fields staff type (screens and API alike); identifiers are entered in full, read masked.
+PROFILE_FIELDS = (
+    "client_type",
+    "name",
+    "legal_name",
+    "registration_number",
+    "email",
+    "phone",
+    "address",
+    "date_of_birth",
+)
+IDENTIFIER_FIELDS = ("pan", "aadhaar", "tax_file_number")
+MASKED_IDENTIFIER_FIELDS = tuple(f"{field}_masked" for field in IDENTIFIER_FIELDS)
+
 
 @scoped
 class Client(Model):

@@ -8,7 +8,14 @@ from wtforms import PasswordField
 from wtforms.validators import Optional
 
 from app.clients import services
-from app.clients.models import CLIENT_STATUSES, CLIENT_TYPES, Client
+from app.clients.models import (
+    CLIENT_STATUSES,
+    CLIENT_TYPES,
+    IDENTIFIER_FIELDS,
+    MASKED_IDENTIFIER_FIELDS,
+    PROFILE_FIELDS,
+    Client,
+)
 from app.core.crud import CrmSQLAInterface, ServiceModelView
 from app.core.errors import DomainError
 from app.core.forms import choice_field, display_choice, optional_relation_field
@@ -48,39 +55,15 @@ class ClientView(ServiceModelView):
         "branch",
     ]
     show_columns = [
-        "name",
-        "client_type",
-        "legal_name",
-        "registration_number",
-        "email",
-        "phone",
-        "address",
-        "date_of_birth",
-        "pan_masked",
-        "aadhaar_masked",
-        "tax_file_number_masked",
+        *PROFILE_FIELDS,
+        *MASKED_IDENTIFIER_FIELDS,
         "status",
         "kyc_status",
         "relationship_manager",
         "branch",
         "created_at",
     ]
-    add_columns = [
-        "client_type",
-        "name",
-        "legal_name",
-        "registration_number",
-        "email",
-        "phone",
-        "address",
-        "date_of_birth",
-        "pan",
-        "aadhaar",
-        "tax_file_number",
-        "status",
-        "relationship_manager",
-        "branch",
-    ]
+    add_columns = [*PROFILE_FIELDS, *IDENTIFIER_FIELDS, "status", "relationship_manager", "branch"]
     edit_columns = add_columns
     search_columns = [
         "name",
