@@ -81,3 +81,51 @@ def rotate_keys_command(batch: int) -> None:
     for table, column, count in rotate_all_encrypted_columns(db, batch):
         click.echo(f"{table}.{column}: {count} values re-encrypted")
     click.echo("every encrypted value now uses the newest key")
+
+
+@crm_cli.command("import-leads")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--as", "username", required=True, help="The member of staff importing (owns the leads)."
+)
+@click.option("--valid-only", is_flag=True, help="Import the valid rows even if some are bad.")
+@with_appcontext
+def import_leads_command(path: str, username: str, valid_only: bool) -> None:
+    """Import leads from a CSV or XLSX file: all rows checked first, then all valid rows or none."""
+    from pathlib import Path
+
+    from flask_appbuilder.security.sqla.models import User
+    from sqlalchemy import select
+
+    from app.core.errors import DomainError
+    from app.leads.importing import import_valid, read_rows, validate_rows
+    from app.security.scoping import UNSCOPED, Actor, _branch_of
+
+    user = db.session.scalar(
+        select(User).where(User.username == username), execution_options=UNSCOPED
+    )
+    if user is None:
+        raise click.UsageError(f"no member of staff called {username!r}")
+    actor = Actor(
+        user.id, frozenset(r.name for r in user.roles), _branch_of(user.id), user.username
+    )
+    try:
+        rows = read_rows(path, Path(path).read_bytes())
+    except DomainError as exc:
+        raise click.ClickException(f"{path}: {exc}") from exc
+    with click.progressbar(
+        length=len(rows), label="checking rows", file=click.get_text_stream("stderr")
+    ) as bar:
+        report = validate_rows(rows, actor, progress=bar.update)
+    for problem in report.problems:
+        click.echo(f"row {problem.row}: {problem.field}: {problem.reason}")
+    click.echo(
+        f"{report.total} rows: {len(report.valid)} valid, {len(report.invalid)} invalid, "
+        f"{len(report.duplicates)} duplicates"
+    )
+    if report.problems and not valid_only:
+        click.echo("nothing imported (use --valid-only to import the valid rows)")
+        raise SystemExit(1)
+    imported = import_valid(report)
+    db.session.commit()
+    click.echo(f"imported {imported} leads")

@@ -1,0 +1,109 @@
+"""Lead import: every bad row reported by number, valid-only or nothing, never half-imported."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from app.extensions import db
+from app.leads.models import Lead
+from tests.support import count, make_branch, make_lead, make_staff
+
+HEADER = ["first_name", "last_name", "email", "phone", "company"]
+
+
+def _csv(rows) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(HEADER)
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+@pytest.fixture
+def thousand_rows(app, tmp_path):
+    """1,000 rows: 3 bad (rows 11, 501, 1001) and 2 duplicates (one of an existing lead, one of an
+    earlier row of the file)."""
+    agent = make_staff("Agent", make_branch())
+    make_lead(agent, email="existing@example.com", phone=None)
+    db.session.commit()
+    rows = [
+        [f"First{i}", f"Last{i}", f"person{i}@example.com", f"+91 90000 {i:05d}", ""]
+        for i in range(1000)
+    ]
+    rows[9][3] = "12"  # row 11: malformed phone
+    rows[499][2] = "not-an-email"  # row 501: bad e-mail
+    rows[999][0] = ""  # row 1001: missing first name
+    rows[100][2] = "existing@example.com"  # row 102: duplicate of a lead in the database
+    rows[200][2], rows[200][3] = "person150@example.com", ""  # row 202: repeats row 152
+    path = tmp_path / "leads.csv"
+    path.write_bytes(_csv(rows))
+    return agent, path
+
+
+def _run(app, path, username, *extra):
+    return app.test_cli_runner().invoke(
+        args=["crm", "import-leads", str(path), "--as", username, *extra]
+    )
+
+
+def test_the_report_names_the_five_bad_rows_and_nothing_is_imported(app, thousand_rows):
+    agent, path = thousand_rows
+    result = _run(app, path, agent.user.username)
+    assert result.exit_code == 1
+    for row, field in (
+        (11, "phone"),
+        (501, "email"),
+        (1001, "first_name"),
+        (102, "email"),
+        (202, "email"),
+    ):
+        assert f"row {row}: {field}:" in result.output
+    assert "1000 rows: 995 valid, 3 invalid, 2 duplicates" in result.output
+    assert "nothing imported" in result.output
+    assert count(Lead) == 1
+
+
+def test_valid_only_imports_995_and_a_reimport_imports_none(app, thousand_rows):
+    agent, path = thousand_rows
+    result = _run(app, path, agent.user.username, "--valid-only")
+    assert result.exit_code == 0, result.output
+    assert "imported 995 leads" in result.output
+    assert count(Lead) == 996
+    assert {
+        lead.source for lead in db.session.query(Lead).filter(Lead.email != "existing@example.com")
+    } == {"import"}
+    assert {lead.assigned_agent_id for lead in db.session.query(Lead)} == {agent.user_id}
+
+    again = _run(app, path, agent.user.username, "--valid-only")
+    assert "imported 0 leads" in again.output
+    assert "0 valid, 3 invalid, 997 duplicates" in again.output
+    assert count(Lead) == 996
+
+
+def test_a_file_with_unknown_columns_is_refused_whole(app, tmp_path):
+    agent = make_staff("Agent", make_branch())
+    db.session.commit()
+    path = tmp_path / "odd.csv"
+    path.write_text("first_name,last_name,salary\nA,B,100\n")
+    result = _run(app, path, agent.user.username)
+    assert result.exit_code != 0 and "unknown column(s) salary" in result.output
+    assert count(Lead) == 0
+
+
+def test_xlsx_files_import_too(app, tmp_path):
+    from openpyxl import Workbook
+
+    agent = make_staff("Agent", make_branch())
+    db.session.commit()
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["First Name", "Last Name", "Email"])
+    sheet.append(["Asha", "Verma", "asha@example.com"])
+    path = tmp_path / "leads.xlsx"
+    book.save(path)
+    result = _run(app, path, agent.user.username)
+    assert "imported 1 leads" in result.output
+    assert db.session.query(Lead).one().email == "asha@example.com"
