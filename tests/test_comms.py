@@ -463,3 +463,40 @@ def test_admin_sets_a_clients_preferences_and_email_then_goes_elsewhere(
         db.session.query(Notification).filter_by(recipient_client_id=client.id).one().channel
         == "sms"
     )
+
+
+def test_staff_set_their_own_preferences(pg_app, pg_client, staff):
+    agent = staff[0]
+    login(pg_client, agent.user.username)
+    pg_client.post("/my-preferences/", data={"in_app_enabled": "on", "digest": "daily"})
+    pref = db.session.query(NotificationPreference).filter_by(user_id=agent.user_id).one()
+    assert (pref.email_enabled, pref.in_app_enabled, pref.digest) == (False, True, "daily")
+    page = pg_client.post(
+        "/my-preferences/", data={"digest": "hourly"}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "must be one of" in page
+    db.session.expire_all()
+    assert (
+        db.session.query(NotificationPreference).filter_by(user_id=agent.user_id).one().digest
+        == "daily"
+    )
+
+
+def test_admin_sends_a_failed_notification_again(pg_app, pg_client, staff):
+    admin = make_staff("Admin", make_branch())
+    notify(
+        "task_assigned", "retry-me", "Retry me", "x", user_id=staff[0].user_id, channels=("email",)
+    )
+    db.session.commit()
+    row = db.session.query(Notification).filter_by(idempotency_key="retry-me:email").one()
+    row.status, row.attempts, row.last_error = "failed", 5, "SMTP down"
+    db.session.commit()
+    login(pg_client, admin.user.username)
+    response = pg_client.post(
+        "/outboxview/action_post",
+        data={"action": "retry", "rowid": str(row.id)},
+        follow_redirects=True,
+    )
+    assert "1 notification(s) queued again" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert (row.status, row.attempts, row.last_error) == ("pending", 0, None)

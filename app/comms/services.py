@@ -333,6 +333,39 @@ def mark_read(user_id: int, notification_id: int | None = None) -> int:
     return result.rowcount or 0
 
 
+# ---- preferences and the outbox screen ----------------------------------------------------
+
+
+def save_staff_preferences(
+    user_id: int, email: bool, sms: bool, in_app: bool, digest: str
+) -> NotificationPreference:
+    """A member of staff's own channels and digest (the caller commits)."""
+    from app.comms.models import DIGESTS
+    from app.core.errors import FieldError
+
+    if digest not in DIGESTS:
+        raise FieldError(f"must be one of: {', '.join(DIGESTS)}.", "digest")
+    row = db.session.scalar(
+        select(NotificationPreference).where(NotificationPreference.user_id == user_id)
+    )
+    if row is None:
+        row = NotificationPreference(user_id=user_id)
+        db.session.add(row)
+    row.email_enabled, row.sms_enabled, row.in_app_enabled, row.digest = email, sms, in_app, digest
+    return row
+
+
+def requeue_failed(notification_ids: list[int]) -> int:
+    """Send failed notifications again from scratch (the caller commits)."""
+    result = db.session.execute(
+        update(Notification)
+        .where(Notification.id.in_(notification_ids), Notification.status == "failed")
+        .values(status="pending", attempts=0, next_attempt_at=utcnow(), last_error=None)
+    )
+    db.session.info["crm_outbox_has_new"] = True
+    return result.rowcount or 0
+
+
 # ---- digests --------------------------------------------------------------------------
 
 

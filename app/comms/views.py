@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from flask import flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, action, expose, has_access
-from sqlalchemy import update
 from wtforms import BooleanField
 
 from app.clients.models import Client
 from app.comms import services
 from app.comms.models import DIGESTS, MessageLog, Notification, NotificationPreference
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin, ServiceModelView, filtered_list_url
+from app.core.errors import DomainError
 from app.core.forms import choice_field, display_choice, display_timestamp, optional_relation_field
-from app.core.types import utcnow
 from app.extensions import db
 from app.org.services import assignable_staff
 from app.security.roles import VIEW_METHOD_ACTIONS
@@ -96,20 +95,10 @@ class OutboxView(NoFileDownloadMixin, ModelView):
         single=False,
     )
     def retry(self, items):
-        ids = [
-            item.id
-            for item in (items if isinstance(items, list) else [items])
-            if item.status == "failed"
-        ]
-        if ids:
-            db.session.execute(
-                update(Notification)
-                .where(Notification.id.in_(ids))
-                .values(status="pending", attempts=0, next_attempt_at=utcnow(), last_error=None)
-            )
-            db.session.info["crm_outbox_has_new"] = True
-            db.session.commit()
-        flash(f"{len(ids)} notification(s) queued again.", "info")
+        rows = items if isinstance(items, list) else [items]
+        count = services.requeue_failed([item.id for item in rows])
+        db.session.commit()
+        flash(f"{count} notification(s) queued again.", "info")
         return redirect(url_for(f"{self.endpoint}.list"))
 
 
@@ -194,26 +183,20 @@ class MyPreferencesView(BaseView):
     @expose("/", methods=["GET", "POST"])
     @has_access
     def edit(self):
-        from sqlalchemy import select
-
-        row = db.session.scalar(
-            select(NotificationPreference).where(NotificationPreference.user_id == g.user.id)
-        )
         if request.method == "POST":
-            if row is None:
-                row = NotificationPreference(user_id=g.user.id)
-                db.session.add(row)
-            row.email_enabled = request.form.get("email_enabled") == "on"
-            row.sms_enabled = request.form.get("sms_enabled") == "on"
-            row.in_app_enabled = request.form.get("in_app_enabled") == "on"
-            digest = request.form.get("digest", "none")
-            if digest not in DIGESTS:
-                flash(f"Digest must be one of: {', '.join(DIGESTS)}.", "danger")
-                db.session.rollback()
-            else:
-                row.digest = digest
+            try:
+                services.save_staff_preferences(
+                    g.user.id,
+                    email=request.form.get("email_enabled") == "on",
+                    sms=request.form.get("sms_enabled") == "on",
+                    in_app=request.form.get("in_app_enabled") == "on",
+                    digest=request.form.get("digest", "none"),
+                )
                 db.session.commit()
                 flash("Preferences saved.", "success")
+            except DomainError as exc:
+                db.session.rollback()
+                flash(str(exc), "danger")
             return redirect(url_for(".edit"))
         prefs = services.preferences_for(user_id=g.user.id)
         return self.render_template(
