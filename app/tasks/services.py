@@ -257,6 +257,9 @@ def _already_notified(event_keys: Iterable[str], batch: int = 500) -> set[str]:
     return found
 
 
+OVERDUE_LOOKBACK = timedelta(days=30)
+
+
 def send_task_reminders(now: datetime | None = None) -> dict[str, int]:
     """Notify assignees of tasks due within ``CRM_TASK_REMINDER_MINUTES`` (``task_due``) and of
     tasks past due (``task_overdue``), once per task and due time; commits (a job's unit of
@@ -278,43 +281,36 @@ def send_task_reminders(now: datetime | None = None) -> dict[str, int]:
     )
     overdue = list(
         db.session.scalars(
-            candidates.where(Task.status.in_(OPEN_TASK_STATUSES), Task.due_at < now).order_by(
-                Task.due_at
-            ),
+            candidates.where(
+                Task.status.in_(OPEN_TASK_STATUSES),
+                Task.due_at < now,
+                # Bounded: older overdue tasks were notified by earlier sweeps; no full-table scan.
+                Task.due_at >= now - OVERDUE_LOOKBACK,
+            ).order_by(Task.due_at),
             execution_options=UNSCOPED,
         )
     )
     done = _already_notified([_due_key(t) for t in due_soon] + [_overdue_key(t) for t in overdue])
     report = {"task_due": 0, "task_overdue": 0}
-    for task in due_soon:
-        key = _due_key(task)
-        if key in done:
-            continue
-        due = task.due_at.strftime("%H:%M UTC on %Y-%m-%d")
-        notify(
-            kind="task_due",
-            key=key,
-            subject=f"Due soon: {task.title} ({due})",
-            body=f"{task.title}\nDue: {due}\nPriority: {task.priority}{_about(task)}",
-            user_id=task.assignee_id,
-            related=task,
-            link=f"/taskview/show/{task.id}",
-        )
-        report["task_due"] += 1
-    for task in overdue:
-        key = _overdue_key(task)
-        if key in done:
-            continue
-        due = task.due_at.strftime("%Y-%m-%d %H:%M UTC")
-        notify(
-            kind="task_overdue",
-            key=key,
-            subject=f"Overdue: {task.title} (was due {due})",
-            body=f"{task.title}\nWas due: {due}\nPriority: {task.priority}{_about(task)}",
-            user_id=task.assignee_id,
-            related=task,
-            link=f"/taskview/show/{task.id}",
-        )
-        report["task_overdue"] += 1
+    batches = (
+        (due_soon, "task_due", _due_key, "Due soon: {title} ({due})", "Due"),
+        (overdue, "task_overdue", _overdue_key, "Overdue: {title} (was due {due})", "Was due"),
+    )
+    for tasks, kind, key_of, subject, due_label in batches:
+        for task in tasks:
+            key = key_of(task)
+            if key in done:
+                continue
+            due = task.due_at.strftime("%Y-%m-%d %H:%M UTC")
+            notify(
+                kind=kind,
+                key=key,
+                subject=subject.format(title=task.title, due=due),
+                body=f"{task.title}\n{due_label}: {due}\nPriority: {task.priority}{_about(task)}",
+                user_id=task.assignee_id,
+                related=task,
+                link=f"/taskview/show/{task.id}",
+            )
+            report[kind] += 1
     db.session.commit()
     return report
