@@ -124,6 +124,8 @@ class Config:
     CRM_INPROCESS_SCHEDULER = _env_bool("CRM_INPROCESS_SCHEDULER", True)
     # Lead score weights (see app/leads/scoring.py DEFAULT_WEIGHTS); a JSON object overrides parts.
     CRM_LEAD_SCORE_WEIGHTS = json.loads(os.environ.get("CRM_LEAD_SCORE_WEIGHTS", "{}"))
+    # Risk questionnaire: highest score of each profile (see app/clients/risk.py DEFAULT_LIMITS).
+    CRM_RISK_PROFILE_LIMITS = json.loads(os.environ.get("CRM_RISK_PROFILE_LIMITS", "{}"))
     CRM_TASK_REMINDER_MINUTES = int(os.environ.get("CRM_TASK_REMINDER_MINUTES", 60))
     # Retention: lost leads untouched this long are anonymised by the nightly job.
     CRM_RETENTION_LOST_LEAD_DAYS = int(os.environ.get("CRM_RETENTION_LOST_LEAD_DAYS", 7 * 365))

@@ -8,8 +8,8 @@ from flask_appbuilder import AppBuilder
 
 def register_views(builder: AppBuilder) -> None:
     from app.audit.views import AuditLogApi, AuditLogView
-    from app.clients.api import ClientApi
-    from app.clients.views import ClientView
+    from app.clients.api import ClientApi, ClientContactApi, ClientDirectorApi
+    from app.clients.views import ClientContactView, ClientDirectorView, ClientView
     from app.comms.views import (
         MessageLogView,
         MyPreferencesView,
@@ -46,6 +46,9 @@ def register_views(builder: AppBuilder) -> None:
     )
     builder.add_view(StaffView, "Staff", icon="fa-id-badge", category="Organisation")
     builder.add_view(ClientView, "Clients", icon="fa-address-book", category="Sales")
+    # Reached from a client's page (related lists), not from the menu.
+    builder.add_view_no_menu(ClientContactView)
+    builder.add_view_no_menu(ClientDirectorView)
     builder.add_view(
         MyTasksView,
         "My tasks",
@@ -82,6 +85,8 @@ def register_views(builder: AppBuilder) -> None:
         BranchApi,
         StaffApi,
         ClientApi,
+        ClientContactApi,
+        ClientDirectorApi,
         DocumentApi,
         AuditLogApi,
         TaskApi,

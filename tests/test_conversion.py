@@ -104,7 +104,7 @@ def test_two_simultaneous_conversions_make_one_client(pg_app, qualified):
     assert count(Client) == 1
 
 
-def test_converting_from_the_lead_page_lands_on_the_client_with_the_interaction(
+def test_converting_from_the_lead_page_lands_on_the_client_timeline_with_the_interaction(
     pg_client, qualified
 ):
     agent, lead_id = qualified
@@ -113,8 +113,10 @@ def test_converting_from_the_lead_page_lands_on_the_client_with_the_interaction(
     assert 'id="convert-lead"' in page
     landed = pg_client.post(f"/leadview/convert/{lead_id}", follow_redirects=True)
     text = landed.get_data(as_text=True)
-    assert landed.request.path.startswith("/clientview/show/")
-    assert "Asha Verma" in text and "keen" in text  # the interaction is on the client's page
+    assert landed.request.path.startswith("/clientview/timeline/")
+    assert "Asha Verma" in text and "keen" in text  # the interaction is on the client's timeline
+    client_page = pg_client.get(landed.request.path.replace("timeline", "show"))
+    assert "keen" in client_page.get_data(as_text=True)  # and in its interactions list
 
 
 def test_an_agent_cannot_convert_someone_elses_lead(pg_client, qualified):

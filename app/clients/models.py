@@ -6,19 +6,37 @@ from datetime import date, datetime
 
 from flask_appbuilder import Model
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    exists,
+    select,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.crypto import EncryptedText
 from app.core.masking import mask
 from app.core.types import UTCDateTime, utcnow
-from app.leads.models import _one_of
+from app.leads.models import INVESTMENT_CAPACITY_BANDS, _one_of
 from app.org.models import Branch
 from app.security.scoping import scoped
 
 CLIENT_TYPES = ("individual", "company")
 CLIENT_STATUSES = ("active", "inactive", "suspended")
 KYC_STATUSES = ("pending", "verified", "rejected", "expired")
+SEGMENTS = ("retail", "affluent", "hni", "uhni")
+# The segment follows from the investment capacity band; staff never set it by hand.
+SEGMENT_BY_CAPACITY = dict(zip(INVESTMENT_CAPACITY_BANDS, SEGMENTS, strict=True))
+RISK_PROFILES = ("conservative", "moderate", "aggressive")
+CLIENT_CHANNELS = ("email", "sms")
+CONTACT_KINDS = ("email", "phone", "mobile", "whatsapp", "postal_address")
 
 # The fields staff type (screens and API alike); identifiers are entered in full, read masked.
 PROFILE_FIELDS = (
@@ -30,6 +48,9 @@ PROFILE_FIELDS = (
     "phone",
     "address",
     "date_of_birth",
+    "abn",
+    "acn",
+    "investment_capacity",
 )
 IDENTIFIER_FIELDS = ("pan", "aadhaar", "tax_file_number")
 MASKED_IDENTIFIER_FIELDS = tuple(f"{field}_masked" for field in IDENTIFIER_FIELDS)
@@ -42,6 +63,17 @@ class Client(Model):
         CheckConstraint(_one_of("client_type", CLIENT_TYPES), name="ck_client_type"),
         CheckConstraint(_one_of("status", CLIENT_STATUSES), name="ck_client_status"),
         CheckConstraint(_one_of("kyc_status", KYC_STATUSES), name="ck_client_kyc_status"),
+        CheckConstraint(
+            "segment IS NULL OR " + _one_of("segment", SEGMENTS), name="ck_client_segment"
+        ),
+        CheckConstraint(
+            "risk_profile IS NULL OR " + _one_of("risk_profile", RISK_PROFILES),
+            name="ck_client_risk_profile",
+        ),
+        CheckConstraint(
+            _one_of("preferred_channel", CLIENT_CHANNELS), name="ck_client_preferred_channel"
+        ),
+        Index("ix_client_segment", "segment"),
         Index("ix_client_branch_status", "branch_id", "status"),
         Index("ix_client_rm", "relationship_manager_id"),
         Index("ix_client_email", "email"),
@@ -60,6 +92,16 @@ class Client(Model):
     phone: Mapped[str | None] = mapped_column(String(20))
     address: Mapped[str | None] = mapped_column(Text)
     date_of_birth: Mapped[date | None] = mapped_column(Date)
+    # Australian business identifiers (companies and sole traders), checked with python-stdnum.
+    abn: Mapped[str | None] = mapped_column(String(11))
+    acn: Mapped[str | None] = mapped_column(String(9))
+    investment_capacity: Mapped[str | None] = mapped_column(String(20))
+    segment: Mapped[str | None] = mapped_column(String(20))
+    risk_profile: Mapped[str | None] = mapped_column(String(20))
+    risk_score: Mapped[int | None] = mapped_column(Integer)
+    risk_assessed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Communication preferences: the channels allowed live in notification_preference.
+    preferred_channel: Mapped[str] = mapped_column(String(10), default="email")
     # Identifiers: encrypted at rest, a keyed hash beside each for exact look-ups.
     pan: Mapped[str | None] = mapped_column(EncryptedText, info={"pii": "pan"})
     pan_hash: Mapped[str | None] = mapped_column(String(64), info={"pii": "secret"})
@@ -96,3 +138,92 @@ class Client(Model):
 
     def __repr__(self) -> str:
         return self.name
+
+
+def _through_client(column):
+    """Scope rules for rows that belong to a client: visible where the client is."""
+
+    def rule(kind: str):
+        return lambda actor: exists(
+            select(Client.id).where(Client.id == column(), Client.__scope__[kind](actor))
+        )
+
+    return {"branch": rule("branch"), "own": rule("own")}
+
+
+@scoped
+class ClientContact(Model):
+    """One more way to reach a client: a type, a value, and whether it is preferred."""
+
+    __tablename__ = "client_contact"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", CONTACT_KINDS), name="ck_client_contact_kind"),
+        UniqueConstraint("client_id", "kind", "value", name="uq_client_contact_value"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("client.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    label: Mapped[str | None] = mapped_column(String(60))
+    value: Mapped[str] = mapped_column(String(500))
+    preferred: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    client: Mapped[Client] = relationship(Client)
+
+    __scope__ = _through_client(lambda: ClientContact.client_id)
+
+    def __repr__(self) -> str:
+        return f"{self.kind}: {self.value}"
+
+
+@scoped
+class ClientDirector(Model):
+    """A director (or officer) of a company client."""
+
+    __tablename__ = "client_director"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("client.id"), index=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[str] = mapped_column(String(60), default="Director")
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    appointed_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    client: Mapped[Client] = relationship(Client)
+
+    __scope__ = _through_client(lambda: ClientDirector.client_id)
+
+    def __repr__(self) -> str:
+        return f"{self.full_name} ({self.position})"
+
+
+@scoped
+class RiskAssessment(Model):
+    """One completed risk questionnaire: the answers, their score, the profile it gave."""
+
+    __tablename__ = "risk_assessment"
+    __table_args__ = (
+        CheckConstraint(_one_of("profile", RISK_PROFILES), name="ck_risk_assessment_profile"),
+        Index("ix_risk_assessment_client", "client_id", "assessed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("client.id"))
+    answers: Mapped[str] = mapped_column(Text)
+    """JSON: question key -> chosen answer key."""
+    score: Mapped[int] = mapped_column(Integer)
+    profile: Mapped[str] = mapped_column(String(20))
+    assessed_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    assessed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    client: Mapped[Client] = relationship(Client)
+    assessed_by: Mapped[User | None] = relationship(User)
+
+    __scope__ = _through_client(lambda: RiskAssessment.client_id)
+
+    def __repr__(self) -> str:
+        return f"{self.profile} ({self.score})"

@@ -7,12 +7,24 @@ from typing import Any
 from flask import current_app
 from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import inspect, select
+from stdnum.au import abn as au_abn
+from stdnum.au import acn as au_acn
 from stdnum.au import tfn as au_tfn
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.in_ import aadhaar as in_aadhaar
 from stdnum.in_ import pan as in_pan
 
-from app.clients.models import CLIENT_STATUSES, CLIENT_TYPES, KYC_STATUSES, Client
+from app.clients.models import (
+    CLIENT_CHANNELS,
+    CLIENT_STATUSES,
+    CLIENT_TYPES,
+    CONTACT_KINDS,
+    KYC_STATUSES,
+    SEGMENT_BY_CAPACITY,
+    Client,
+    ClientContact,
+    ClientDirector,
+)
 from app.core.crypto import lookup_hash
 from app.core.errors import FieldError, NotFound, PermissionDenied
 from app.core.unit_of_work import without_autoflush
@@ -28,6 +40,8 @@ IDENTIFIERS = {
     "tax_file_number": (au_tfn, "tfn_hash", "tax file number"),
 }
 REVEAL_ROLES = frozenset({"Admin", "Compliance"})
+# Business numbers: not secret (they are on public registers), stored in their compact form.
+BUSINESS_NUMBERS = {"abn": (au_abn, "ABN"), "acn": (au_acn, "ACN")}
 
 
 def check_identifier(field: str, value: Any) -> str | None:
@@ -40,6 +54,29 @@ def check_identifier(field: str, value: Any) -> str | None:
         return module.validate(text)
     except StdnumError as exc:
         raise FieldError(f"is not a valid {label}: {exc}", field) from exc
+
+
+def check_business_number(field: str, value: Any) -> str | None:
+    """A valid ABN or ACN in compact form (digits only), or None when empty."""
+    module, label = BUSINESS_NUMBERS[field]
+    text = clean_text(value, field, 20)
+    if text is None:
+        return None
+    try:
+        return module.validate(text)
+    except StdnumError as exc:
+        raise FieldError(f"is not a valid {label}: {exc}", field) from exc
+
+
+def segment_for(investment_capacity: str | None) -> str | None:
+    """The client segment an investment capacity band puts a client in (DOMAIN section 3)."""
+    if investment_capacity in (None, ""):
+        return None
+    if investment_capacity not in SEGMENT_BY_CAPACITY:
+        raise FieldError(
+            f"must be one of: {', '.join(SEGMENT_BY_CAPACITY)}.", "investment_capacity"
+        )
+    return SEGMENT_BY_CAPACITY[investment_capacity]
 
 
 def _keep_unchanged_when_blank(client: Client, field: str) -> None:
@@ -74,6 +111,20 @@ def prepare_client(client: Client, actor: Actor | None = None) -> Client:
         value = check_identifier(field, getattr(client, field))
         setattr(client, field, value)
         setattr(client, hash_column, lookup_hash(field, value))
+    for field in BUSINESS_NUMBERS:
+        setattr(client, field, check_business_number(field, getattr(client, field)))
+    if client.client_type == "company":
+        if not client.legal_name:
+            raise FieldError("a company client needs its legal name.", "legal_name")
+        if not (client.abn or client.acn or client.registration_number):
+            raise FieldError(
+                "a company client needs an ABN, an ACN or a registration number.", "abn"
+            )
+    client.investment_capacity = client.investment_capacity or None
+    client.segment = segment_for(client.investment_capacity)
+    client.preferred_channel = client.preferred_channel or "email"
+    if client.preferred_channel not in CLIENT_CHANNELS:
+        raise FieldError(f"must be one of: {', '.join(CLIENT_CHANNELS)}.", "preferred_channel")
     _place(client, actor)
     return client
 
@@ -128,3 +179,109 @@ def reveal_identifier(client_id: int, field: str, actor: Actor | None = None) ->
         raise NotFound("no such client.")
     record_event("reveal", record=client, detail=f"revealed {field}")
     return getattr(client, field) or ""
+
+
+# ---- contacts and directors -----------------------------------------------------------------
+
+
+def _owning_client(client: Client | None, client_id: int | None) -> Client:
+    """The client a contact or director belongs to, as the actor sees it (scoped)."""
+    client_id = client.id if client is not None else client_id
+    found = (
+        db.session.scalar(select(Client).where(Client.id == client_id)) if client_id else None
+    )
+    if found is None:
+        raise FieldError("choose a client you look after.", "client")
+    return found
+
+
+@without_autoflush
+def prepare_contact(contact: ClientContact, actor: Actor | None = None) -> ClientContact:
+    """Check a contact: its value in the normal form for its kind, one preferred per kind."""
+    client = _owning_client(contact.client, contact.client_id)
+    contact.client, contact.client_id = client, client.id
+    if contact.kind not in CONTACT_KINDS:
+        raise FieldError(f"must be one of: {', '.join(CONTACT_KINDS)}.", "kind")
+    contact.label = clean_text(contact.label, "label", 60)
+    if contact.kind == "email":
+        contact.value = normalise_email(contact.value, "value")
+    elif contact.kind == "postal_address":
+        contact.value = clean_text(contact.value, "value", 500)
+    else:
+        contact.value = normalise_phone(
+            contact.value, current_app.config["CRM_DEFAULT_PHONE_REGION"], "value"
+        )
+    if not contact.value:
+        raise FieldError("is required.", "value")
+    same = select(ClientContact.id).where(
+        ClientContact.client_id == client.id,
+        ClientContact.kind == contact.kind,
+        ClientContact.value == contact.value,
+    )
+    if contact.id is not None:
+        same = same.where(ClientContact.id != contact.id)
+    if db.session.scalar(same) is not None:
+        raise FieldError(f"this client already has the {contact.kind} {contact.value}.", "value")
+    contact.preferred = bool(contact.preferred)
+    if contact.preferred:
+        others = select(ClientContact).where(
+            ClientContact.client_id == client.id,
+            ClientContact.kind == contact.kind,
+            ClientContact.preferred.is_(True),
+        )
+        for other in db.session.scalars(others):
+            if other is not contact:
+                other.preferred = False
+    return contact
+
+
+@without_autoflush
+def prepare_director(director: ClientDirector, actor: Actor | None = None) -> ClientDirector:
+    """Check a director: only companies have them; name required, contact data normalised."""
+    client = _owning_client(director.client, director.client_id)
+    director.client, director.client_id = client, client.id
+    if client.client_type != "company":
+        raise FieldError("only a company client has directors.", "client")
+    director.full_name = clean_text(director.full_name, "full_name", 200, required=True)
+    director.position = clean_text(director.position, "position", 60) or "Director"
+    director.email = normalise_email(director.email, "email")
+    director.phone = normalise_phone(
+        director.phone, current_app.config["CRM_DEFAULT_PHONE_REGION"], "phone"
+    )
+    return director
+
+
+# ---- communication preferences --------------------------------------------------------------
+
+
+def save_client_preferences(
+    client_id: int, email: bool, sms: bool, preferred_channel: str
+) -> Client:
+    """The channels a client allows and the one they prefer (the caller commits). The preferred
+    channel must be allowed and the client must have an address on it."""
+    from app.comms.models import NotificationPreference
+
+    client = db.session.scalar(select(Client).where(Client.id == client_id))
+    if client is None:
+        raise NotFound("no such client.")
+    if preferred_channel not in CLIENT_CHANNELS:
+        raise FieldError(f"must be one of: {', '.join(CLIENT_CHANNELS)}.", "preferred_channel")
+    allowed = {"email": email, "sms": sms}
+    if not allowed[preferred_channel]:
+        raise FieldError(
+            f"{preferred_channel} is preferred, so it must be allowed.", "preferred_channel"
+        )
+    if preferred_channel == "email" and not client.email:
+        raise FieldError("the client has no e-mail address.", "preferred_channel")
+    if preferred_channel == "sms" and not client.phone:
+        raise FieldError("the client has no phone number.", "preferred_channel")
+    row = db.session.scalar(
+        select(NotificationPreference).where(NotificationPreference.client_id == client.id),
+        execution_options=UNSCOPED,
+    )
+    if row is None:
+        row = NotificationPreference(client_id=client.id, in_app_enabled=False)
+        db.session.add(row)
+    row.email_enabled, row.sms_enabled = bool(email), bool(sms)
+    client.preferred_channel = preferred_channel
+    return client

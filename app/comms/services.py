@@ -78,6 +78,19 @@ def _staff_phone(user: User | None) -> str | None:
     )
 
 
+def client_channels(client: Any, prefs: Preferences, asked: tuple[str, ...]) -> tuple[str, ...]:
+    """A client hears on ONE channel: their preferred one when it was asked for, is allowed and
+    has an address; otherwise the first asked-for channel that is allowed and has one."""
+    usable = [
+        channel
+        for channel in asked
+        if channel != "in_app" and prefs.allows(channel) and _address(channel, None, client)
+    ]
+    if client.preferred_channel in usable:
+        return (client.preferred_channel,)
+    return tuple(usable[:1])
+
+
 def notify(
     kind: str,
     key: str,
@@ -103,6 +116,8 @@ def notify(
         else None
     )
     prefs = preferences_for(user_id, client_id)
+    if client is not None:
+        channels = client_channels(client, prefs, channels)
     keys = {f"{key}:{channel}": channel for channel in channels if channel in CHANNELS}
     existing = set(
         db.session.scalars(

@@ -52,6 +52,7 @@ def convert_lead(lead_id: int, actor: Actor | None = None) -> Client:
         legal_name=lead.company,
         email=lead.email,
         phone=lead.phone,
+        investment_capacity=lead.investment_capacity,
         branch_id=lead.branch_id,
         relationship_manager_id=lead.assigned_agent_id,
     )

@@ -163,7 +163,7 @@ class LeadView(ServiceModelView):
             flash(str(exc), "danger")
             return redirect(url_for(f"{self.endpoint}.show", pk=pk))
         flash(f"Converted: {client.name} is now client #{client.id}.", "success")
-        return redirect(url_for("ClientView.show", pk=client.id))
+        return redirect(url_for("ClientView.timeline", pk=client.id))
 
     @expose("/duplicates/<int:pk>")
     @has_access
