@@ -187,9 +187,7 @@ def reveal_identifier(client_id: int, field: str, actor: Actor | None = None) ->
 def _owning_client(client: Client | None, client_id: int | None) -> Client:
     """The client a contact or director belongs to, as the actor sees it (scoped)."""
     client_id = client.id if client is not None else client_id
-    found = (
-        db.session.scalar(select(Client).where(Client.id == client_id)) if client_id else None
-    )
+    found = db.session.scalar(select(Client).where(Client.id == client_id)) if client_id else None
     if found is None:
         raise FieldError("choose a client you look after.", "client")
     return found

@@ -242,9 +242,7 @@ def record_events(client_id: int, before: datetime | None, limit: int):
             others = sorted(
                 name.replace("_", " ")
                 for name in fields
-                if name not in SHOWN_CHANGES
-                and name != "updated_at"
-                and not name.endswith("_hash")
+                if name not in SHOWN_CHANGES and name != "updated_at" and not name.endswith("_hash")
             )
             title = "Client updated"
             text = "; ".join(shown + ([f"changed: {', '.join(others)}"] if others else [])) or None

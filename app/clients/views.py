@@ -243,9 +243,7 @@ class ClientView(ServiceModelView):
                 record_rejection("risk_assessment", str(exc))
                 error, status = str(exc), exc.status
             else:
-                flash(
-                    f"Risk profile: {assessment.profile} (score {assessment.score}).", "success"
-                )
+                flash(f"Risk profile: {assessment.profile} (score {assessment.score}).", "success")
                 return redirect(url_for(f"{self.endpoint}.show", pk=pk))
         page = self.render_template(
             "crm/client_risk.html",
