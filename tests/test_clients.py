@@ -322,3 +322,28 @@ def test_a_preferred_channel_must_be_allowed_and_reachable(client, desk):
         == 422
     )
     assert count(Notification) == 0
+
+
+# ---- interactions with a client directly ---------------------------------------------------
+
+
+def test_an_interaction_can_be_with_a_client_and_shows_on_its_timeline(client, desk):
+    agent, other = desk
+    owner = _client(agent)
+    auth = _auth(client, agent)
+    made = client.post(
+        "/api/v1/interaction/",
+        json={"client_id": owner.id, "kind": "meeting", "outcome": "annual review"},
+        headers=auth,
+    )
+    assert made.status_code == 201
+    events = client.get(f"/api/v1/client/{owner.id}/timeline", headers=auth).json["result"]
+    assert [e["title"] for e in events if e["kind"] == "interaction"] == ["Meeting: annual review"]
+    neither = client.post("/api/v1/interaction/", json={"kind": "note"}, headers=auth)
+    assert neither.status_code == 422 and "a lead or a client" in _refusal(neither)[1]
+    not_mine = client.post(
+        "/api/v1/interaction/",
+        json={"client_id": owner.id, "kind": "note"},
+        headers=_auth(client, other),
+    )
+    assert not_mine.status_code == 422 and _refusal(not_mine)[0] == "client"

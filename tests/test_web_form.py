@@ -51,6 +51,7 @@ def test_a_visitor_leaves_an_enquiry_without_logging_in(public_app):
     form = _form(client, "10.1.0.1")
     response = client.post("/enquire/mum", data=form, environ_base={"REMOTE_ADDR": "10.1.0.1"})
     assert response.status_code == 200 and 'id="thanks"' in response.get_data(as_text=True)
+    # MUM has no agents: the enquiry waits, unassigned, for the branch manager.
     assert _leads(public_app) == [("web_form", "new", "+919876511111", "MUM", None)]
 
 
@@ -120,3 +121,40 @@ def test_posting_is_rate_limited_per_address(public_app):
 
 def test_an_unknown_branch_is_404(public_app):
     assert public_app.test_client().get("/enquire/nowhere").status_code == 404
+
+
+def test_enquiries_go_to_the_branch_agent_with_the_fewest_open_leads(public_app):
+    with public_app.app_context():
+        branch = make_branch("PUN")
+        busy = make_staff("Agent", branch)
+        free = make_staff("Agent", branch)
+        make_staff("Manager", branch)  # managers are not handed enquiries
+        make_lead(busy)
+        lost = make_lead(free)
+        lost.status, lost.lost_reason = "lost", "no budget"  # not open: not counted
+        db.session.commit()
+        busy_id, free_id, lost_id = busy.user_id, free.user_id, lost.id
+    client = public_app.test_client()
+    assigned = []
+    for i, address in enumerate(("10.2.0.1", "10.2.0.2", "10.2.0.3")):
+        page = client.get("/enquire/pun", environ_base={"REMOTE_ADDR": address})
+        token = re.search(
+            r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)
+        ).group(1)
+        form = {
+            "csrf_token": token,
+            "first_name": "Visitor",
+            "last_name": f"Number{i}",
+            "email": f"visitor{i}@example.in",
+            "website": "",
+        }
+        client.post("/enquire/pun", data=form, environ_base={"REMOTE_ADDR": address})
+        with public_app.app_context():
+            assigned.append(
+                db.session.query(Lead.assigned_agent_id)
+                .filter(Lead.email == f"visitor{i}@example.in")
+                .scalar()
+            )
+    # The free agent (0 open) first; then they are level (1 each): the longer-serving one.
+    assert assigned == [free_id, busy_id, free_id]
+    assert lost_id is not None

@@ -79,7 +79,7 @@ def segment_for(investment_capacity: str | None) -> str | None:
     return SEGMENT_BY_CAPACITY[investment_capacity]
 
 
-def _keep_unchanged_when_blank(client: Client, field: str) -> None:
+def keep_unchanged_when_blank(client: Client, field: str) -> None:
     """Identifier inputs on the edit form start blank (never showing the value): blank = keep."""
     state = inspect(client)
     if state.persistent and not getattr(client, field):
@@ -107,7 +107,7 @@ def prepare_client(client: Client, actor: Actor | None = None) -> Client:
             raise FieldError(f"must be one of: {', '.join(choices)}.", field)
         setattr(client, field, value)
     for field, (_, hash_column, _) in IDENTIFIERS.items():
-        _keep_unchanged_when_blank(client, field)
+        keep_unchanged_when_blank(client, field)
         value = check_identifier(field, getattr(client, field))
         setattr(client, field, value)
         setattr(client, hash_column, lookup_hash(field, value))

@@ -115,7 +115,9 @@ def _demo_clients(rng: random.Random, agents: list) -> int:
     from stdnum import verhoeff
 
     from app.clients.models import Client
+    from app.clients.risk import QUESTIONS, assess_risk
     from app.clients.services import prepare_client
+    from app.security.scoping import Actor
 
     count = 0
     for agent in agents:
@@ -135,9 +137,63 @@ def _demo_clients(rng: random.Random, agents: list) -> int:
                     email=f"{first}.{last}.{count}@client.example".lower(),
                     branch_id=agent.branch_id,
                     relationship_manager_id=agent.user_id,
+                    investment_capacity=rng.choice(INVESTMENT_CAPACITY_BANDS),
                     **fields,
                 )
             )
             db.session.add(client)
+            db.session.flush()
+            assess_risk(
+                client.id,
+                {q.key: rng.choice(q.answers)[0] for q in QUESTIONS},
+                Actor(agent.user_id, frozenset({"Agent"}), agent.branch_id),
+            )
             count += 1
+        if agent.branch.code == "SYD":
+            count += _demo_company(rng, agent)
     return count
+
+
+def _demo_company(rng: random.Random, agent) -> int:
+    """An Australian company client with a checked ACN (and the ABN made from it), a director
+    and a contact."""
+    from stdnum.au import acn
+
+    from app.clients.models import Client, ClientContact, ClientDirector
+    from app.clients.services import prepare_client, prepare_contact, prepare_director
+
+    base = f"{rng.randrange(10**7, 10**8):08d}"
+    number = base + acn.calc_check_digit(base)
+    name = f"{rng.choice(LAST)} {rng.choice(['Holdings', 'Traders', 'Developments'])}"
+    company = prepare_client(
+        Client(
+            client_type="company",
+            name=name,
+            legal_name=f"{name} Pty Ltd",
+            acn=number,
+            abn=acn.to_abn(number),
+            email=f"accounts.{number}@company.example",
+            branch_id=agent.branch_id,
+            relationship_manager_id=agent.user_id,
+            investment_capacity="1m_10m",
+        )
+    )
+    db.session.add(company)
+    db.session.flush()
+    db.session.add(
+        prepare_director(
+            ClientDirector(client=company, full_name=f"{rng.choice(FIRST)} {rng.choice(LAST)}")
+        )
+    )
+    db.session.add(
+        prepare_contact(
+            ClientContact(
+                client=company,
+                kind="phone",
+                label="Office",
+                value="+61 2 9374 4000",
+                preferred=True,
+            )
+        )
+    )
+    return 1

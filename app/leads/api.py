@@ -161,9 +161,18 @@ class InteractionApi(ServiceModelRestApi):
     prepare = staticmethod(services.prepare_interaction)
     allow_browser_login = True
 
-    list_columns = ["id", "lead_id", "kind", "occurred_at", "outcome", "body", "author_id"]
+    list_columns = [
+        "id",
+        "lead_id",
+        "client_id",
+        "kind",
+        "occurred_at",
+        "outcome",
+        "body",
+        "author_id",
+    ]
     show_columns = list_columns
-    add_columns = ["lead_id", "kind", "occurred_at", "outcome", "body"]
+    add_columns = ["lead_id", "client_id", "kind", "occurred_at", "outcome", "body"]
     edit_columns = ["kind", "occurred_at", "outcome", "body"]
-    search_columns = ["lead_id", "kind", "author_id"]
+    search_columns = ["lead_id", "client_id", "kind", "author_id"]
     order_columns = ["id", "occurred_at"]

@@ -1,7 +1,9 @@
 """The public enquiry form: no login, a CSRF token, a honeypot field, rate limited per address.
 
-A visitor's enquiry becomes a ``web_form`` lead in the branch the form belongs to, unassigned
-(the branch's manager hands it out). Nothing about existing records is revealed to the visitor.
+A visitor's enquiry becomes a ``web_form`` lead in the branch the form belongs to, assigned to
+the branch's agent with the fewest open leads (a manager may reassign it; a branch without
+agents leaves it unassigned for its manager). Nothing about existing records is revealed to the
+visitor.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from app.core.errors import ConflictError, DomainError
 from app.extensions import db
 from app.leads.services import create_lead
 from app.org.models import Branch
+from app.org.services import least_busy_agent
 from app.security.scoping import acting_as_system
 
 public_leads = Blueprint("public_leads", __name__, url_prefix="/enquire")
@@ -65,6 +68,7 @@ def enquire(branch_code: str):
                 source="web_form",
                 status="new",
                 branch_id=branch.id,
+                assigned_agent_id=least_busy_agent(branch.id),
             )
             db.session.commit()
     except ConflictError:

@@ -101,7 +101,7 @@ class Lead(Model):
         import json
 
         items = json.loads(self.score_breakdown or "[]")
-        lines = "".join(
+        lines = Markup("").join(
             Markup("<li><strong>{}</strong>: +{} ({})</li>").format(
                 i["factor"], i["points"], i["why"]
             )
@@ -125,6 +125,9 @@ class Interaction(Model):
     __table_args__ = (
         CheckConstraint(_one_of("kind", INTERACTION_KINDS), name="ck_interaction_kind"),
         Index("ix_interaction_lead_occurred", "lead_id", "occurred_at"),
+        CheckConstraint(
+            "lead_id IS NOT NULL OR client_id IS NOT NULL", name="ck_interaction_lead_or_client"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -133,13 +136,13 @@ class Interaction(Model):
     outcome: Mapped[str | None] = mapped_column(String(200))
     body: Mapped[str | None] = mapped_column(Text)
     author_id: Mapped[int] = mapped_column(ForeignKey("ab_user.id"), index=True)
-    lead_id: Mapped[int] = mapped_column(ForeignKey("lead.id"))
-    # Set when the lead becomes a client: the client's history carries the interaction too.
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("lead.id"))
+    # With a client directly, or set when the lead becomes a client (its history carries over).
     client_id: Mapped[int | None] = mapped_column(ForeignKey("client.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     author: Mapped[User] = relationship(User)
-    lead: Mapped[Lead] = relationship(back_populates="interactions")
+    lead: Mapped[Lead | None] = relationship(back_populates="interactions")
     client: Mapped[Client | None] = relationship("Client")
 
     # An interaction is visible where its lead is, or (once converted) where its client is.

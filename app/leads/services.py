@@ -6,6 +6,7 @@ normalised e-mail and E.164 phone, choices, the status workflow, and who it is a
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from flask import current_app
@@ -200,18 +201,34 @@ def prepare_interaction(interaction: Interaction, actor: Actor | None = None) ->
     interaction.kind = _check_choice(interaction.kind, INTERACTION_KINDS, "kind", True)
     interaction.outcome = clean_text(interaction.outcome, "outcome", 200)
     interaction.body = clean_text(interaction.body, "body", 10_000)
+    from app.clients.models import Client
+
+    # Scoped look-ups: a lead or client outside the actor's rows is "not found".
     if interaction.lead is None and interaction.lead_id is not None:
-        # Scoped look-up: a lead outside the actor's rows is "not found".
         interaction.lead = db.session.scalar(select(Lead).where(Lead.id == interaction.lead_id))
-    if interaction.lead is None:
-        raise FieldError("no such lead (or it is not one of yours).", "lead")
+        if interaction.lead is None:
+            raise FieldError("no such lead (or it is not one of yours).", "lead")
+    if interaction.client is None and interaction.client_id is not None:
+        interaction.client = db.session.scalar(
+            select(Client).where(Client.id == interaction.client_id)
+        )
+        if interaction.client is None:
+            raise FieldError("no such client (or it is not one of yours).", "client")
+    if interaction.lead is not None and interaction.lead.converted_client_id is not None:
+        # The lead became a client: its history continues on the client's timeline.
+        interaction.client = db.session.get(Client, interaction.lead.converted_client_id)
+    if interaction.lead is None and interaction.client is None:
+        raise FieldError("an interaction is with a lead or a client: choose one.", "lead")
     if actor is not None and actor.user_id is not None:
         interaction.author = db.session.get(User, actor.user_id)
     if interaction.author is None:
         raise FieldError("an interaction needs an author.", "author")
     if interaction.occurred_at is None:
         interaction.occurred_at = utcnow()
-    recompute_score(interaction.lead, pending=interaction)
+    elif interaction.occurred_at.tzinfo is None:  # forms give naive times, in UTC
+        interaction.occurred_at = interaction.occurred_at.replace(tzinfo=UTC)
+    if interaction.lead is not None:
+        recompute_score(interaction.lead, pending=interaction)
     return interaction
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, url_for
 from flask_appbuilder import expose, has_access
+from flask_appbuilder.fieldwidgets import DateTimePickerWidget
 from sqlalchemy import select
+from wtforms import DateTimeField
+from wtforms.validators import Optional
 
 from app.core.crud import CrmSQLAInterface, ServiceModelView
 from app.core.errors import DomainError
@@ -14,6 +17,7 @@ from app.core.forms import (
     display_timestamp,
     optional_relation_field,
 )
+from app.core.types import utcnow
 from app.core.validators import form_validator
 from app.documents.views import DocumentView
 from app.extensions import db
@@ -38,15 +42,41 @@ class InteractionView(ServiceModelView):
     prepare = staticmethod(services.prepare_interaction)
 
     list_title = "Interactions"
-    list_columns = ["occurred_at", "kind", "lead", "outcome", "author"]
-    show_columns = ["occurred_at", "kind", "lead", "outcome", "body", "author", "created_at"]
-    add_columns = ["lead", "kind", "occurred_at", "outcome", "body"]
+    list_columns = ["occurred_at", "kind", "lead", "client", "outcome", "author"]
+    show_columns = [
+        "occurred_at",
+        "kind",
+        "lead",
+        "client",
+        "outcome",
+        "body",
+        "author",
+        "created_at",
+    ]
+    add_columns = ["lead", "client", "kind", "occurred_at", "outcome", "body"]
     edit_columns = add_columns
-    search_columns = ["kind", "occurred_at", "outcome", "lead", "author"]
+    search_columns = ["kind", "occurred_at", "outcome", "lead", "client", "author"]
     order_columns = ["occurred_at", "kind"]
     base_order = ("occurred_at", "desc")
-    formatters_columns = {"kind": display_choice}
-    add_form_extra_fields = {"kind": choice_field("Kind", INTERACTION_KINDS)}
+    label_columns = {"occurred_at": "Occurred at (UTC)"}
+    description_columns = {"lead": "A lead or a client: one of the two."}
+    formatters_columns = {
+        "kind": display_choice,
+        "occurred_at": display_timestamp,
+        "lead": lambda lead: lead or "",
+        "client": lambda client: client or "",
+    }
+    add_form_extra_fields = {
+        "kind": choice_field("Kind", INTERACTION_KINDS),
+        "occurred_at": DateTimeField(
+            "Occurred at (UTC)",
+            format="%Y-%m-%d %H:%M:%S",
+            widget=DateTimePickerWidget(),
+            validators=[Optional()],
+            default=lambda: utcnow().replace(microsecond=0, tzinfo=None),
+            description="Blank means now.",
+        ),
+    }
     edit_form_extra_fields = add_form_extra_fields
 
 

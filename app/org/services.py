@@ -107,3 +107,31 @@ def assignable_branches() -> list[Branch]:
     if actor is not None and actor.user_id is not None and not actor.sees_everything:
         query = query.where(Branch.id == actor.branch_id)
     return list(db.session.scalars(query))
+
+
+def least_busy_agent(branch_id: int) -> int | None:
+    """The active agent of the branch with the fewest open leads (ties: the longest-serving),
+    for work that arrives with nobody's name on it, such as web enquiries. One query, counted
+    on the (agent, status) index of leads."""
+    from flask_appbuilder.security.sqla.models import Role, assoc_user_role
+    from sqlalchemy import and_, func
+
+    from app.leads.models import OPEN_LEAD_STATUSES, Lead
+    from app.security.scoping import UNSCOPED
+
+    open_leads = func.count(Lead.id)
+    query = (
+        select(User.id)
+        .join(StaffProfile, StaffProfile.user_id == User.id)
+        .join(assoc_user_role, assoc_user_role.c.user_id == User.id)
+        .join(Role, and_(Role.id == assoc_user_role.c.role_id, Role.name == "Agent"))
+        .outerjoin(
+            Lead,
+            and_(Lead.assigned_agent_id == User.id, Lead.status.in_(OPEN_LEAD_STATUSES)),
+        )
+        .where(StaffProfile.branch_id == branch_id, User.active.is_(True))
+        .group_by(User.id)
+        .order_by(open_leads, User.id)
+        .limit(1)
+    )
+    return db.session.execute(query, execution_options=UNSCOPED).scalar()
