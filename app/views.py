@@ -20,6 +20,8 @@ def register_views(builder: AppBuilder) -> None:
     from app.core.jobs_view import JobsView
     from app.documents.api import DocumentApi
     from app.documents.views import DocumentView
+    from app.kyc.api import KycCaseApi
+    from app.kyc.views import KycCaseView, KycQueueView, KycReportView
     from app.leads.api import InteractionApi, LeadApi
     from app.leads.views import InteractionView, LeadView
     from app.org.api import BranchApi, StaffApi
@@ -66,6 +68,9 @@ def register_views(builder: AppBuilder) -> None:
         category="Compliance",
         category_icon="fa-shield",
     )
+    builder.add_view(KycCaseView, "KYC cases", icon="fa-id-card", category="Compliance")
+    builder.add_view(KycQueueView, "KYC queue", icon="fa-check-circle", category="Compliance")
+    builder.add_view(KycReportView, "KYC report", icon="fa-bar-chart", category="Compliance")
     builder.add_view(AuditLogView, "Audit log", icon="fa-history", category="Compliance")
     builder.add_view(
         NotificationCenterView,
@@ -88,6 +93,7 @@ def register_views(builder: AppBuilder) -> None:
         ClientContactApi,
         ClientDirectorApi,
         DocumentApi,
+        KycCaseApi,
         AuditLogApi,
         TaskApi,
     ):

@@ -45,6 +45,7 @@ URL_VALUES = {
     "filename": "nothing.txt",
     "name": "none",
     "locale": "en",
+    "document_id": "0",
 }
 
 

@@ -144,8 +144,11 @@ def _through_client(column):
     """Scope rules for rows that belong to a client: visible where the client is."""
 
     def rule(kind: str):
+        # correlate_except: the sub-query has its own client, whatever the outer query joins.
         return lambda actor: exists(
-            select(Client.id).where(Client.id == column(), Client.__scope__[kind](actor))
+            select(Client.id)
+            .where(Client.id == column(), Client.__scope__[kind](actor))
+            .correlate_except(Client)
         )
 
     return {"branch": rule("branch"), "own": rule("own")}

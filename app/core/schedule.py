@@ -40,6 +40,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     ),
     PeriodicJob("retention", "app.leads.jobs.apply_retention", DAY, "default", 2 * HOUR),
     PeriodicJob("lead-rescore", "app.leads.jobs.rescore_leads", DAY, "default", 3 * HOUR),
+    PeriodicJob("kyc-expiry", "app.kyc.jobs.run_kyc_expiry", DAY, "default", 1 * HOUR),
 )
 
 BY_NAME = {job.name: job for job in PERIODIC_JOBS}

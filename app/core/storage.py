@@ -71,7 +71,7 @@ def validate_key(key: str) -> str:
     return key
 
 
-def attachment_disposition(download_name: str) -> str:
+def attachment_disposition(download_name: str, inline: bool = False) -> str:
     """A ``Content-Disposition: attachment`` value that cannot inject headers or paths.
 
     Control characters and path separators are dropped; an ASCII ``filename`` is always given
@@ -81,7 +81,7 @@ def attachment_disposition(download_name: str) -> str:
     name = name or "download"
     fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     fallback = fallback.replace('"', "_").strip() or "download"
-    value = f'attachment; filename="{fallback}"'
+    value = f'{"inline" if inline else "attachment"}; filename="{fallback}"'
     if fallback != name:
         value += f"; filename*=UTF-8''{quote(name, safe='')}"
     return value
@@ -105,14 +105,19 @@ class Storage(ABC):
         return self._exists(validate_key(key))
 
     def download_url(
-        self, key: str, download_name: str, content_type: str, expires_in: int
+        self,
+        key: str,
+        download_name: str,
+        content_type: str,
+        expires_in: int,
+        inline: bool = False,
     ) -> str | None:
         """A URL the browser can fetch the file from directly, or ``None`` when the app must
         stream the bytes itself (see ``get``)."""
         validate_key(key)
         if not 1 <= expires_in <= _MAX_PRESIGN_SECONDS:
             raise ValueError(f"expires_in must be 1..{_MAX_PRESIGN_SECONDS} seconds")
-        return self._download_url(key, download_name, content_type, expires_in)
+        return self._download_url(key, download_name, content_type, expires_in, inline)
 
     @abstractmethod
     def _put(self, key: str, data: bytes, content_type: str) -> None: ...
@@ -125,7 +130,7 @@ class Storage(ABC):
 
     @abstractmethod
     def _download_url(
-        self, key: str, download_name: str, content_type: str, expires_in: int
+        self, key: str, download_name: str, content_type: str, expires_in: int, inline: bool
     ) -> str | None: ...
 
 
@@ -190,7 +195,7 @@ class LocalStorage(Storage):
         return self._path(key).is_file()
 
     def _download_url(
-        self, key: str, download_name: str, content_type: str, expires_in: int
+        self, key: str, download_name: str, content_type: str, expires_in: int, inline: bool
     ) -> str | None:
         return None
 
@@ -290,7 +295,7 @@ class S3Storage(Storage):
             raise self._fail("checking", key, exc) from exc
 
     def _download_url(
-        self, key: str, download_name: str, content_type: str, expires_in: int
+        self, key: str, download_name: str, content_type: str, expires_in: int, inline: bool
     ) -> str | None:
         """A presigned GET whose response headers make the browser save the file under
         ``download_name`` with ``content_type``; the headers are part of the signature, so a
@@ -303,7 +308,7 @@ class S3Storage(Storage):
                 Params={
                     "Bucket": self.bucket,
                     "Key": key,
-                    "ResponseContentDisposition": attachment_disposition(download_name),
+                    "ResponseContentDisposition": attachment_disposition(download_name, inline),
                     "ResponseContentType": content_type,
                 },
                 ExpiresIn=expires_in,

@@ -30,6 +30,7 @@ DOC_TYPES = (
     "pan_card",
     "aadhaar",
     "passport",
+    "director_identity",
     "address_proof",
     "bank_statement",
     "income_proof",
@@ -47,13 +48,18 @@ def _visible_owner(kind: str):
     """A document is visible where its owner (client or lead) is."""
 
     def criteria(actor):
+        # correlate_except: each sub-query has its own owner row, whatever the outer query joins.
         return or_(
             exists(
-                select(Client.id).where(
-                    Client.id == Document.client_id, Client.__scope__[kind](actor)
-                )
+                select(Client.id)
+                .where(Client.id == Document.client_id, Client.__scope__[kind](actor))
+                .correlate_except(Client)
             ),
-            exists(select(Lead.id).where(Lead.id == Document.lead_id, Lead.__scope__[kind](actor))),
+            exists(
+                select(Lead.id)
+                .where(Lead.id == Document.lead_id, Lead.__scope__[kind](actor))
+                .correlate_except(Lead)
+            ),
         )
 
     return criteria

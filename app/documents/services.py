@@ -169,8 +169,9 @@ class Download:
     data: bytes | None
 
 
-def open_document(document_id: int) -> Download:
-    """A document the actor may see, for download; the access is audited."""
+def open_document(document_id: int, inline: bool = False) -> Download:
+    """A document the actor may see, for download (or, ``inline``, to view in the page); the
+    access is audited either way."""
     from app.core.audit import record_event
 
     document = db.session.scalar(select(Document).where(Document.id == document_id))
@@ -184,11 +185,15 @@ def open_document(document_id: int) -> Download:
         )
     seconds = int(current_app.config.get("CRM_DOWNLOAD_URL_SECONDS", 300))
     url = storage.download_url(
-        document.storage_key, document.original_name, document.content_type, seconds
+        document.storage_key, document.original_name, document.content_type, seconds, inline
     )
     try:
         data = None if url else storage.get(document.storage_key)
     except (StorageError, FileNotFoundError) as exc:
         raise StorageUnavailable(f"the stored file cannot be read ({exc}).") from exc
-    record_event("download", record=document, detail=f"{document.doc_type} v{document.version}")
+    record_event(
+        "download",
+        record=document,
+        detail=f"{document.doc_type} v{document.version}" + (" (viewed in page)" if inline else ""),
+    )
     return Download(document, url, data)

@@ -162,14 +162,16 @@ class DocumentView(NoFileDownloadMixin, ModelView):
         return file_response(download)
 
 
-def file_response(download: services.Download):
+def file_response(download: services.Download, inline: bool = False):
     response = send_file(
         BytesIO(download.data),
         mimetype=download.document.content_type,
-        as_attachment=True,
+        as_attachment=not inline,
         download_name=download.document.original_name.replace("/", "_").replace("\\", "_")
         or "document",
     )
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
+    if inline:  # shown inside this app's own pages only
+        response.headers["Content-Security-Policy"] = "frame-ancestors 'self'"
     return response

@@ -159,10 +159,14 @@ def _interaction_visible(kind: str, actor):
     from app.clients.models import Client
 
     return or_(
-        exists(select(Lead.id).where(Lead.id == Interaction.lead_id, Lead.__scope__[kind](actor))),
         exists(
-            select(Client.id).where(
-                Client.id == Interaction.client_id, Client.__scope__[kind](actor)
-            )
+            select(Lead.id)
+            .where(Lead.id == Interaction.lead_id, Lead.__scope__[kind](actor))
+            .correlate_except(Lead)
+        ),
+        exists(
+            select(Client.id)
+            .where(Client.id == Interaction.client_id, Client.__scope__[kind](actor))
+            .correlate_except(Client)
         ),
     )

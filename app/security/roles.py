@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-READ, WRITE, DELETE, REVEAL = "read", "write", "delete", "reveal"
+READ, WRITE, DELETE, REVEAL, APPROVE = "read", "write", "delete", "reveal", "approve"
 R = frozenset({READ})
 RW = frozenset({READ, WRITE})
 RWD = frozenset({READ, WRITE, DELETE})
@@ -56,6 +56,9 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "ClientDirector": (),
     "Task": ("My tasks", "Overdue", "All tasks", "Calendar"),
     "Document": ("Documents",),
+    "KycCase": ("KYC cases",),
+    "KycQueue": ("KYC queue",),
+    "KycReport": ("KYC report",),
     "AuditLog": ("Audit log",),
     "Notification": ("Notifications", "My preferences"),
     "Outbox": ("Outbox",),
@@ -64,13 +67,16 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "Jobs": ("Jobs",),
 }
 # Actions a resource has beyond read/write/delete (each its own permission).
-EXTRA_ACTIONS: dict[str, frozenset[str]] = {"Client": frozenset({REVEAL})}
+EXTRA_ACTIONS: dict[str, frozenset[str]] = {
+    "Client": frozenset({REVEAL}),
+    "KycCase": frozenset({APPROVE}),
+}
 # Menu categories: shown when the role can open any entry inside.
 MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
     "Organisation": ("Branches", "Staff"),
     "Sales": ("Leads", "Interactions", "Clients"),
     "Tasks": ("My tasks", "Overdue", "All tasks", "Calendar"),
-    "Compliance": ("Documents", "Audit log"),
+    "Compliance": ("Documents", "KYC cases", "KYC queue", "KYC report", "Audit log"),
     "Communication": (
         "Notifications",
         "My preferences",
@@ -178,6 +184,8 @@ ROLES: dict[str, RoleSpec] = {
                 "ClientContact": RWD,
                 "ClientDirector": RWD,
                 "Document": RW,
+                "KycCase": RW,
+                "KycReport": R,
                 "Task": RWD,
             },
             "Everything in their branch; reassigns work; dashboards and exports.",
@@ -193,6 +201,7 @@ ROLES: dict[str, RoleSpec] = {
                 "ClientContact": RWD,
                 "ClientDirector": RWD,
                 "Document": RW,
+                "KycCase": RW,
                 **OWN_TASKS,
             },
             "Leads, clients, tasks and interactions assigned to them; no approvals.",
@@ -206,6 +215,9 @@ ROLES: dict[str, RoleSpec] = {
                 "ClientContact": R,
                 "ClientDirector": R,
                 "Document": RW,
+                "KycCase": R | {APPROVE},
+                "KycQueue": RW,
+                "KycReport": R,
                 "AuditLog": R,
                 "MessageLog": R,
                 **OWN_TASKS,

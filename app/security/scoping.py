@@ -154,7 +154,12 @@ def _check_written_rows_visible(session: Session, flush_context: object) -> None
     if actor is None or actor.sees_everything:
         return
     written: dict[type, set[int]] = {}
+    # Rows this flush deleted (explicitly or as orphans) are not checked: they are gone.
+    states = getattr(flush_context, "states", {})
+    deleted = {id(state.obj()) for state, (is_delete, _) in states.items() if is_delete}
     for obj in list(session.new) + list(session.dirty):
+        if id(obj) in deleted or obj in session.deleted:
+            continue
         model = type(obj)
         if not getattr(model, "__scope_check_writes__", True):
             continue
