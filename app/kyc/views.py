@@ -113,8 +113,15 @@ class KycCaseView(ServiceModelView):
             "problems": services.problems(case),
         }
 
+    @expose("/show/<pk>", methods=["GET"])
+    @has_access
     def show(self, pk):
-        self.extra_args = {**self.extra_args, **self._case_context(int(pk))}
+        """FAB's detail page plus the checklist, checks and history of the case."""
+        try:
+            context = self._case_context(int(pk))
+        except ValueError:
+            abort(404)
+        self.extra_args = {**self.extra_args, **context}
         return super().show(pk)
 
     @expose("/submit/<int:pk>", methods=["POST"])
