@@ -50,6 +50,7 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "Branch": ("Branches",),
     "Staff": ("Staff",),
     "Lead": ("Leads",),
+    "LeadImport": ("Import leads",),
     "Interaction": ("Interactions",),
     "Client": ("Clients",),
     "Task": ("My tasks", "Overdue", "All tasks", "Calendar"),
@@ -66,7 +67,7 @@ EXTRA_ACTIONS: dict[str, frozenset[str]] = {"Client": frozenset({REVEAL})}
 # Menu categories: shown when the role can open any entry inside.
 MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
     "Organisation": ("Branches", "Staff"),
-    "Sales": ("Leads", "Interactions", "Clients"),
+    "Sales": ("Leads", "Import leads", "Interactions", "Clients"),
     "Tasks": ("My tasks", "Overdue", "All tasks", "Calendar"),
     "Compliance": ("Documents", "Audit log"),
     "Communication": (
@@ -171,6 +172,7 @@ ROLES: dict[str, RoleSpec] = {
                 "Branch": R,
                 "Staff": R,
                 "Lead": RWD,
+                "LeadImport": RW,
                 "Interaction": RWD,
                 "Client": RWD,
                 "Document": RW,
@@ -184,6 +186,7 @@ ROLES: dict[str, RoleSpec] = {
             {
                 "Branch": R,
                 "Lead": RW,
+                "LeadImport": RW,
                 "Interaction": RW,
                 "Client": RW,
                 "Document": RW,
