@@ -96,6 +96,8 @@ class Config:
     S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL") or None
     S3_REGION = os.environ.get("S3_REGION", "us-east-1")
     CRM_MAX_UPLOAD_BYTES = int(os.environ.get("CRM_MAX_UPLOAD_BYTES", 10 * 1024 * 1024))
+    # Largest lead import file (CSV or XLSX); below MAX_CONTENT_LENGTH so the message is ours.
+    CRM_MAX_IMPORT_BYTES = int(os.environ.get("CRM_MAX_IMPORT_BYTES", 20 * 1024 * 1024))
     CRM_DOWNLOAD_URL_SECONDS = int(os.environ.get("CRM_DOWNLOAD_URL_SECONDS", 300))
 
     # FAB's own file columns are unused (documents go through the storage backend); its

@@ -23,6 +23,8 @@ def register_views(builder: AppBuilder) -> None:
     from app.kyc.api import KycCaseApi
     from app.kyc.views import KycCaseView, KycQueueView, KycReportView
     from app.leads.api import InteractionApi, LeadApi
+    from app.leads.import_api import LeadImportApi
+    from app.leads.import_views import LeadImportView
     from app.leads.views import InteractionView, LeadView
     from app.org.api import BranchApi, StaffApi
     from app.org.views import BranchView, StaffView
@@ -38,6 +40,7 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view(
         LeadView, "Leads", icon="fa-user-plus", category="Sales", category_icon="fa-handshake-o"
     )
+    builder.add_view(LeadImportView, "Import leads", icon="fa-upload", category="Sales")
     builder.add_view(InteractionView, "Interactions", icon="fa-comments", category="Sales")
     builder.add_view(
         BranchView,
@@ -86,6 +89,7 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view(JobsView, "Jobs", icon="fa-cogs", category="Communication")
     for api in (
         LeadApi,
+        LeadImportApi,
         InteractionApi,
         BranchApi,
         StaffApi,

@@ -42,7 +42,9 @@ NOT_AUDITED = {
 }
 # Columns that change on every sign-in; the login event records that instead.
 IGNORED_COLUMNS = {
-    "ab_user": {"last_login", "login_count", "fail_login_count", "changed_on", "changed_by_fk"}
+    "ab_user": {"last_login", "login_count", "fail_login_count", "changed_on", "changed_by_fk"},
+    # An import's file and per-row report stay on its page; the log keeps its counts and states.
+    "lead_import": {"content", "problems", "processed_rows", "updated_at"},
 }
 # Columns masked even though they are not marked PII on the model (FAB's own tables).
 EXTRA_MASKS = {"ab_user": {"password": "secret"}}

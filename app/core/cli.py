@@ -91,41 +91,58 @@ def rotate_keys_command(batch: int) -> None:
 @click.option("--valid-only", is_flag=True, help="Import the valid rows even if some are bad.")
 @with_appcontext
 def import_leads_command(path: str, username: str, valid_only: bool) -> None:
-    """Import leads from a CSV or XLSX file: all rows checked first, then all valid rows or none."""
+    """Import leads from a CSV or XLSX file: all rows checked first, then all valid rows or none.
+
+    The same steps as the Import leads screen and API (an import record, the check, the import
+    in one transaction), run here in the foreground with progress bars."""
     from pathlib import Path
 
     from flask_appbuilder.security.sqla.models import User
     from sqlalchemy import select
 
     from app.core.errors import DomainError
-    from app.leads.importing import import_valid, read_rows, validate_rows
-    from app.security.scoping import UNSCOPED, Actor, _branch_of
+    from app.leads import imports
+    from app.security.scoping import UNSCOPED, actor_for_user
 
     user = db.session.scalar(
         select(User).where(User.username == username), execution_options=UNSCOPED
     )
     if user is None:
         raise click.UsageError(f"no member of staff called {username!r}")
-    actor = Actor(
-        user.id, frozenset(r.name for r in user.roles), _branch_of(user.id), user.username
-    )
+    actor = actor_for_user(user.id)
     try:
-        rows = read_rows(path, Path(path).read_bytes())
+        lead_import = imports.upload_import(Path(path).name, Path(path).read_bytes(), actor)
+        db.session.commit()
     except DomainError as exc:
+        db.session.rollback()
         raise click.ClickException(f"{path}: {exc}") from exc
+    import_id = lead_import.id
+    stderr = click.get_text_stream("stderr")
     with click.progressbar(
-        length=len(rows), label="checking rows", file=click.get_text_stream("stderr")
+        length=lead_import.total_rows, label="checking rows", file=stderr
     ) as bar:
-        report = validate_rows(rows, actor, progress=bar.update)
-    for problem in report.problems:
-        click.echo(f"row {problem.row}: {problem.field}: {problem.reason}")
+        imports.check_import_job(import_id, progress=bar.update)
+    lead_import = db.session.get(imports.LeadImport, import_id)
+    if lead_import.status != "checked":
+        raise click.ClickException(lead_import.message or f"the import is {lead_import.status}")
+    for problem in imports.import_problems(lead_import):
+        click.echo(f"row {problem['row']}: {problem['field']}: {problem['reason']}")
     click.echo(
-        f"{report.total} rows: {len(report.valid)} valid, {len(report.invalid)} invalid, "
-        f"{len(report.duplicates)} duplicates"
+        f"{lead_import.total_rows} rows: {lead_import.valid_rows} valid, "
+        f"{lead_import.invalid_rows} invalid, {lead_import.duplicate_rows} duplicates"
     )
-    if report.problems and not valid_only:
+    if lead_import.valid_rows < lead_import.total_rows and not valid_only:
+        imports.discard_import(import_id)
+        db.session.commit()
         click.echo("nothing imported (use --valid-only to import the valid rows)")
         raise SystemExit(1)
-    imported = import_valid(report)
+    imports.request_import(import_id)
     db.session.commit()
-    click.echo(f"imported {imported} leads")
+    with click.progressbar(
+        length=lead_import.total_rows, label="importing rows", file=stderr
+    ) as bar:
+        status = imports.import_rows_job(import_id, progress=bar.update)
+    lead_import = db.session.get(imports.LeadImport, import_id)
+    if status != "imported":
+        raise click.ClickException(lead_import.message or f"the import is {lead_import.status}")
+    click.echo(f"imported {lead_import.imported_rows} leads (import #{import_id})")

@@ -1,22 +1,55 @@
-"""Importing leads from CSV or XLSX: every row checked first, a report of each bad row (row
-number, field, reason), then all the valid rows or nothing, in one transaction."""
+"""Reading and checking a file of leads (CSV or XLSX), and inserting the rows that passed.
+
+The check is set-based: every row is cleaned and checked by ``prepare_lead`` (the one source of
+the field rules) without its per-row duplicate query; the e-mails and phones are then looked up
+in chunks (``find_exact_duplicates``: a few ``IN`` queries per chunk) against open leads and
+clients, and against the earlier rows of the file.
+
+Counting rule (what the report's numbers mean): every row is counted once.
+
+* a row is a **duplicate** when its e-mail or phone (when it normalises) belongs to an open lead
+  or a client, or to an earlier *valid* row of the file, whatever else is wrong with it (its
+  other problems are listed too);
+* otherwise it is **invalid** when any field is refused;
+* otherwise it is **valid** and will be imported.
+
+An earlier row that is itself refused is not imported, so a later row with the same e-mail is
+not its repeat: it is the first good copy of that person. Re-importing a file after its valid
+rows went in therefore reports every row whose e-mail or phone reached the database (the
+imported rows, the duplicates, and the bad rows that share an e-mail or phone with them) as a
+duplicate.
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import insert
 
 from app.core.errors import ConflictError, DomainError, FieldError
+from app.core.types import utcnow
 from app.extensions import db
 from app.leads.models import Lead
-from app.leads.services import prepare_lead
+from app.leads.services import (
+    check_lead_email,
+    check_lead_phone,
+    duplicate_conflict,
+    find_exact_duplicates,
+    prepare_lead,
+)
 from app.security.scoping import Actor
 
 COLUMNS = ("first_name", "last_name", "email", "phone", "company", "investment_capacity", "notes")
 REQUIRED_COLUMNS = ("first_name", "last_name")
 MAX_ROWS = 200_000
+CHUNK_ROWS = 500  # rows per duplicate look-up (each of the four IN lists) and per progress step
+ZIP_MAGIC = b"PK\x03\x04"  # an XLSX workbook is a ZIP archive
+FORMATS = ("csv", "xlsx")
 
 
 @dataclass(frozen=True)
@@ -25,6 +58,7 @@ class RowProblem:
     field: str
     reason: str
     duplicate: bool = False
+    existing: dict | None = None  # the open lead or client it duplicates: type, id, url
 
 
 @dataclass
@@ -34,12 +68,45 @@ class ImportReport:
     problems: list[RowProblem] = field(default_factory=list)
 
     @property
-    def duplicates(self) -> list[RowProblem]:
-        return [p for p in self.problems if p.duplicate]
+    def duplicate_rows(self) -> set[int]:
+        return {p.row for p in self.problems if p.duplicate}
 
     @property
-    def invalid(self) -> list[RowProblem]:
-        return [p for p in self.problems if not p.duplicate]
+    def invalid_rows(self) -> set[int]:
+        return {p.row for p in self.problems} - self.duplicate_rows
+
+    @property
+    def problem_rows(self) -> set[int]:
+        return {p.row for p in self.problems}
+
+    def problems_json(self) -> str:
+        return json.dumps([asdict(p) for p in self.problems], separators=(",", ":"))
+
+
+def file_format(filename: str) -> str:
+    """``csv`` or ``xlsx`` from the file's name; FieldError for anything else."""
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    if extension not in FORMATS:
+        raise FieldError("must be a .csv (UTF-8 text) or .xlsx (Excel) file.", "file")
+    return extension
+
+
+def check_upload(filename: str, data: bytes, max_bytes: int) -> str:
+    """The file's format if it may be imported, judged by its bytes as well as its name."""
+    fmt = file_format(filename)
+    if not data:
+        raise FieldError("is empty (0 bytes).", "file")
+    if len(data) > max_bytes:
+        raise FieldError(f"is {len(data):,} bytes; the limit is {max_bytes:,} bytes.", "file")
+    if fmt == "xlsx" and not data.startswith(ZIP_MAGIC):
+        raise FieldError("is named .xlsx but is not an Excel workbook.", "file")
+    if fmt == "csv" and (data.startswith(ZIP_MAGIC) or b"\x00" in data[:4096]):
+        raise FieldError("is named .csv but is not text (an Excel file? name it .xlsx).", "file")
+    return fmt
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _header(name: object) -> str:
@@ -48,29 +115,33 @@ def _header(name: object) -> str:
 
 def read_rows(filename: str, data: bytes) -> list[dict[str, str]]:
     """Rows of a CSV (UTF-8) or XLSX file as dicts keyed by the known column names."""
-    if filename.lower().endswith(".xlsx"):
+    if file_format(filename) == "xlsx":
         from openpyxl import load_workbook
 
         try:
             sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).active
+            values = sheet.iter_rows(values_only=True)
+            headers = [_header(h) for h in next(values, ())]
+            rows = [
+                dict(zip(headers, ["" if v is None else str(v) for v in row], strict=False))
+                for row in values
+                if any(v not in (None, "") for v in row)
+            ]
         except Exception as exc:  # not a workbook whatever its name says
             raise FieldError(
                 f"is not a readable XLSX workbook ({exc.__class__.__name__}).", "file"
             ) from exc
-        values = sheet.iter_rows(values_only=True)
-        headers = [_header(h) for h in next(values, ())]
-        rows = [
-            dict(zip(headers, ["" if v is None else str(v) for v in row], strict=False))
-            for row in values
-        ]
     else:
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise FieldError("is not UTF-8 text: save the CSV as UTF-8.", "file") from exc
-        reader = csv.DictReader(io.StringIO(text))
-        headers = [_header(h) for h in reader.fieldnames or []]
-        rows = [dict(zip(headers, row.values(), strict=False)) for row in reader]
+        try:
+            reader = csv.reader(io.StringIO(text))
+            headers = [_header(h) for h in next(reader, [])]
+            rows = [dict(zip(headers, row, strict=False)) for row in reader if any(row)]
+        except csv.Error as exc:
+            raise FieldError(f"is not a readable CSV file ({exc}).", "file") from exc
     missing = [c for c in REQUIRED_COLUMNS if c not in headers]
     if missing:
         raise FieldError(
@@ -81,6 +152,8 @@ def read_rows(filename: str, data: bytes) -> list[dict[str, str]]:
         raise FieldError(
             f"has unknown column(s) {', '.join(unknown)} (allowed: {', '.join(COLUMNS)}).", "file"
         )
+    if not rows:
+        raise FieldError("has a header but no rows.", "file")
     if len(rows) > MAX_ROWS:
         raise FieldError(
             f"has {len(rows):,} rows; split it into files of at most {MAX_ROWS:,}.", "file"
@@ -88,58 +161,139 @@ def read_rows(filename: str, data: bytes) -> list[dict[str, str]]:
     return rows
 
 
-def validate_rows(
-    rows: Iterable[dict[str, str]],
+@dataclass
+class _Row:
+    number: int
+    lead: Lead | None  # None when a rule refused it
+    email: str | None  # normalised, when it normalises
+    phone: str | None
+    problems: list[RowProblem]
+
+
+def _prepare_row(
+    number: int,
+    raw: dict[str, str],
+    actor: Actor | None,
+    agent_branches: dict[int, int | None],
+) -> _Row:
+    values = {c: (raw.get(c) or "").strip() or None for c in COLUMNS}
+    lead = Lead(**values, source="import", status="new")
+    if actor is not None:
+        lead.branch_id = actor.branch_id  # an admin's import goes to their own branch
+    try:
+        prepare_lead(lead, actor, check_duplicates=False, agent_branches=agent_branches)
+    except DomainError as exc:
+        problems = [RowProblem(number, exc.field or "", exc.message)]
+    else:
+        return _Row(number, lead, lead.email, lead.phone, [])
+    # Refused: still find its e-mail and phone (if they normalise) for the duplicate check, and
+    # name their own problems if prepare_lead stopped at another field first.
+    normalised: dict[str, str | None] = {}
+    for name, check in (("email", check_lead_email), ("phone", check_lead_phone)):
+        try:
+            normalised[name] = check(values[name])
+        except DomainError as exc:
+            normalised[name] = None
+            if exc.field != problems[0].field:
+                problems.append(RowProblem(number, exc.field or name, exc.message))
+    return _Row(number, None, normalised["email"], normalised["phone"], problems)
+
+
+def check_rows(
+    rows: Sequence[dict[str, str]],
     actor: Actor | None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Check every row as a lead entered by ``actor`` (rules, duplicates in the database and
-    within the file); nothing is written."""
-    report = ImportReport()
-    seen: dict[tuple[str, str], int] = {}
+    """Check every row as a lead entered by ``actor``: field rules, duplicates in the database
+    (open leads and clients, every branch) and within the file. Nothing is written."""
+    report = ImportReport(total=len(rows))
+    seen: dict[tuple[str, str], int] = {}  # (field, value) -> row number of an earlier valid row
+    agent_branches: dict[int, int | None] = {}
     with db.session.no_autoflush:
-        for index, row in enumerate(rows, start=2):
-            report.total += 1
-            values = {c: (row.get(c) or "").strip() or None for c in COLUMNS}
-            lead = Lead(**values, source="import", status="new")
-            try:
-                prepare_lead(lead, actor)
-            except ConflictError as exc:
-                report.problems.append(
-                    RowProblem(index, exc.field or "", exc.message, duplicate=True)
-                )
-            except DomainError as exc:
-                report.problems.append(RowProblem(index, exc.field or "", exc.message))
-            else:
-                clash = next(
-                    (
-                        seen[(f, v)]
-                        for f, v in (("email", lead.email), ("phone", lead.phone))
-                        if v and (f, v) in seen
-                    ),
-                    None,
-                )
-                if clash is not None:
-                    report.problems.append(
-                        RowProblem(
-                            index,
-                            "email" if lead.email else "phone",
-                            f"repeats row {clash} of this file",
-                            True,
-                        )
-                    )
-                else:
-                    for f, v in (("email", lead.email), ("phone", lead.phone)):
-                        if v:
-                            seen[(f, v)] = index
-                    report.valid.append(lead)
+        for start in range(0, len(rows), CHUNK_ROWS):
+            chunk = [
+                _prepare_row(start + offset + 2, raw, actor, agent_branches)
+                for offset, raw in enumerate(rows[start : start + CHUNK_ROWS])
+            ]
+            existing = find_exact_duplicates(
+                (r.email for r in chunk if r.email), (r.phone for r in chunk if r.phone)
+            )
+            for row in chunk:
+                duplicate = _duplicate_problem(row, existing, seen)
+                if duplicate is not None:
+                    report.problems.append(duplicate)
+                report.problems.extend(row.problems)
+                if duplicate is None and row.lead is not None:
+                    for name in ("email", "phone"):
+                        value = getattr(row, name)
+                        if value:
+                            seen[(name, value)] = row.number
+                    report.valid.append(row.lead)
             if progress:
-                progress(1)
+                progress(len(chunk))
     return report
 
 
-def import_valid(report: ImportReport) -> int:
-    """Add every valid lead of ``report``; the caller commits (all of them, or on error none)."""
-    db.session.add_all(report.valid)
-    db.session.flush()
-    return len(report.valid)
+def _duplicate_problem(
+    row: _Row,
+    existing: dict[tuple[str, str], tuple[str, int, str]],
+    seen: dict[tuple[str, str], int],
+) -> RowProblem | None:
+    keys = [(name, getattr(row, name)) for name in ("email", "phone") if getattr(row, name)]
+    for key in keys:
+        if key in existing:
+            conflict: ConflictError = duplicate_conflict(*existing[key])
+            return RowProblem(row.number, key[0], conflict.message, True, conflict.existing)
+    for key in keys:
+        if key in seen:
+            return RowProblem(row.number, key[0], f"repeats row {seen[key]} of this file", True)
+    return None
+
+
+_INSERTED_COLUMNS = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company",
+    "source",
+    "status",
+    "score",
+    "score_breakdown",
+    "investment_capacity",
+    "assigned_agent_id",
+    "branch_id",
+    "notes",
+)
+
+
+def insert_leads(
+    leads: Sequence[Lead],
+    lead_import_id: int | None = None,
+    chunk_rows: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Insert checked leads in chunks, inside the caller's transaction (the caller commits).
+
+    A bulk INSERT, not ``add_all``: it does not go through the ORM flush, so the audit log gets
+    no row per lead; the caller records one event for the whole import instead, and every lead
+    keeps ``lead_import_id`` to say where it came from.
+    """
+    now = utcnow()
+    for start in range(0, len(leads), chunk_rows):
+        batch = leads[start : start + chunk_rows]
+        db.session.execute(
+            insert(Lead),
+            [
+                {
+                    **{name: getattr(lead, name) for name in _INSERTED_COLUMNS},
+                    "lead_import_id": lead_import_id,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for lead in batch
+            ],
+        )
+        if progress:
+            progress(len(batch))
+    return len(leads)

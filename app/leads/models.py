@@ -13,13 +13,14 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     exists,
     or_,
     select,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from app.core.types import UTCDateTime, utcnow
 from app.org.models import Branch
@@ -81,6 +82,10 @@ class Lead(Model):
     next_follow_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set on conversion; the foreign key to client arrives with the clients desk.
     converted_client_id: Mapped[int | None] = mapped_column(Integer)
+    # The import that created the lead (imports insert in bulk, so this is the lead's provenance).
+    lead_import_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lead_import.id", name="fk_lead_lead_import_id"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -170,3 +175,77 @@ def _interaction_visible(kind: str, actor):
             .correlate_except(Client)
         ),
     )
+
+
+# uploaded -> checking -> checked -> importing -> imported | discarded | failed
+# (a re-check that finds new duplicates while importing goes back to checked).
+LEAD_IMPORT_STATUSES = (
+    "uploaded",
+    "checking",
+    "checked",
+    "importing",
+    "imported",
+    "discarded",
+    "failed",
+)
+LEAD_IMPORT_FINAL = ("imported", "discarded")
+
+
+@scoped
+class LeadImport(Model):
+    """A CSV/XLSX file of leads: checked row by row, then imported (valid rows) or discarded.
+
+    The file's bytes are kept in the row until the import ends (imported or discarded), then
+    dropped: the check and the import run as jobs, possibly on another machine, and the storage
+    backend keeps files for ever, which a discarded list of people should not be.
+    """
+
+    __tablename__ = "lead_import"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", LEAD_IMPORT_STATUSES), name="ck_lead_import_status"),
+        CheckConstraint("file_format IN ('csv', 'xlsx')", name="ck_lead_import_file_format"),
+        CheckConstraint(
+            "processed_rows >= 0 AND processed_rows <= total_rows",
+            name="ck_lead_import_progress",
+        ),
+        Index("ix_lead_import_created_by_status", "created_by_id", "status"),
+        Index("ix_lead_import_branch_status", "branch_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    file_format: Mapped[str] = mapped_column(String(10))
+    file_size: Mapped[int] = mapped_column(Integer)
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    status: Mapped[str] = mapped_column(String(20), default="uploaded")
+    total_rows: Mapped[int] = mapped_column(Integer, default=0)
+    processed_rows: Mapped[int] = mapped_column(Integer, default=0)
+    valid_rows: Mapped[int] = mapped_column(Integer, default=0)
+    invalid_rows: Mapped[int] = mapped_column(Integer, default=0)
+    duplicate_rows: Mapped[int] = mapped_column(Integer, default=0)
+    imported_rows: Mapped[int] = mapped_column(Integer, default=0)
+    # [{"row", "field", "reason", "duplicate", "existing"}], as the last check found them.
+    problems: Mapped[str | None] = deferred(mapped_column(Text))
+    message: Mapped[str | None] = mapped_column(String(500))
+    created_by_id: Mapped[int] = mapped_column(
+        ForeignKey("ab_user.id", name="fk_lead_import_created_by_id_ab_user")
+    )
+    branch_id: Mapped[int] = mapped_column(
+        ForeignKey("branch.id", name="fk_lead_import_branch_id_branch")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    created_by: Mapped[User] = relationship(User, foreign_keys=[created_by_id])
+    branch: Mapped[Branch] = relationship(Branch)
+
+    __scope__ = {
+        "branch": lambda actor: LeadImport.branch_id == actor.branch_id,
+        "own": lambda actor: LeadImport.created_by_id == actor.user_id,
+    }
+
+    def __repr__(self) -> str:
+        return f"import #{self.id} ({self.file_name})"

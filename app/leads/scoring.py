@@ -8,7 +8,7 @@ been engaged (number of interactions) and how recently, and its investment capac
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
@@ -102,7 +102,9 @@ def recompute_score(lead: Lead, pending: Interaction | None = None) -> int:
         last = max(filter(None, [last, pending.occurred_at]), default=None)
     score, factors = score_lead(lead, count, last)
     lead.score = score
-    lead.score_breakdown = json.dumps([asdict(f) for f in factors])
+    # vars(), not asdict(): the same three fields, without a deep copy per lead (imports score
+    # 100,000 leads at a time).
+    lead.score_breakdown = json.dumps([vars(f) for f in factors])
     return score
 
 

@@ -6,12 +6,13 @@ normalised e-mail and E.164 phone, choices, the status workflow, and who it is a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC
 from typing import Any
 
 from flask import current_app
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import inspect, select
+from sqlalchemy import func, inspect, select
 
 from app.core.errors import ConflictError, FieldError, PermissionDenied
 from app.core.types import utcnow
@@ -79,8 +80,19 @@ def _previous_value(obj: object, attribute: str) -> Any:
 
 
 @without_autoflush
-def prepare_lead(lead: Lead, actor: Actor | None = None) -> Lead:
-    """Clean and check ``lead`` in place before it is added or updated; raise FieldError."""
+def prepare_lead(
+    lead: Lead,
+    actor: Actor | None = None,
+    *,
+    check_duplicates: bool = True,
+    agent_branches: dict[int, int | None] | None = None,
+) -> Lead:
+    """Clean and check ``lead`` in place before it is added or updated; raise FieldError.
+
+    A bulk caller (the import) passes ``check_duplicates=False`` because it looks every row's
+    e-mail and phone up in a few set-based queries itself (``find_exact_duplicates``), and an
+    ``agent_branches`` dict that caches each agent's branch across rows.
+    """
     actor = actor if actor is not None else current_actor()
     for field, (limit, required) in LEAD_TEXT_LIMITS.items():
         setattr(lead, field, clean_text(getattr(lead, field), field, limit, required))
@@ -88,14 +100,14 @@ def prepare_lead(lead: Lead, actor: Actor | None = None) -> Lead:
     lead.phone = check_lead_phone(lead.phone)
     if not lead.email and not lead.phone:
         raise FieldError("a lead needs an e-mail address or a phone number.", "email")
-    if lead.status in OPEN_LEAD_STATUSES or lead.status is None:
+    if check_duplicates and (lead.status in OPEN_LEAD_STATUSES or lead.status is None):
         refuse_exact_duplicate(lead.email, lead.phone, exclude_lead_id=lead.id)
     lead.source = _check_choice(lead.source or "manual", LEAD_SOURCES, "source", True)
     lead.investment_capacity = _check_choice(
         lead.investment_capacity, INVESTMENT_CAPACITY_BANDS, "investment_capacity", False
     )
     _check_status_change(lead)
-    _assign(lead, actor)
+    _assign(lead, actor, agent_branches)
     recompute_score(lead)
     return lead
 
@@ -128,16 +140,49 @@ def refuse_exact_duplicate(
 ) -> None:
     """ConflictError naming and linking the existing lead or client with the same e-mail/phone."""
     duplicate = find_exact_duplicate(email, phone, exclude_lead_id)
-    if duplicate is None:
-        return
-    kind, record_id, field = duplicate
+    if duplicate is not None:
+        raise duplicate_conflict(*duplicate)
+
+
+def duplicate_conflict(kind: str, record_id: int, field: str) -> ConflictError:
+    """The refusal for a lead whose ``field`` matches open lead / client ``record_id``."""
     url = f"/{kind}view/show/{record_id}"
     what = "e-mail address" if field == "email" else "phone number"
-    raise ConflictError(
+    return ConflictError(
         f"an open {kind} with this {what} already exists ({kind} #{record_id}: {url}).",
         field,
         existing={"type": kind, "id": record_id, "url": url},
     )
+
+
+def find_exact_duplicates(
+    emails: Iterable[str], phones: Iterable[str]
+) -> dict[tuple[str, str], tuple[str, int, str]]:
+    """Set-based ``find_exact_duplicate`` for many values at once (the import's check):
+    ``(field, value) -> (record type, id, field)`` for each value held by an open lead or a
+    client, across every branch. Four queries whatever the number of values; callers chunk."""
+    from app.clients.models import Client
+
+    found: dict[tuple[str, str], tuple[str, int, str]] = {}
+    wanted = {"email": sorted(set(emails)), "phone": sorted(set(phones))}
+    for model, kind, extra in (
+        (Lead, "lead", [Lead.status.in_(OPEN_LEAD_STATUSES)]),
+        (Client, "client", []),
+    ):
+        for field, values in wanted.items():
+            if not values:
+                continue
+            column = getattr(model, field)
+            rows = db.session.execute(
+                select(column, func.min(model.id))
+                .where(column.in_(values), *extra)
+                .group_by(column),
+                execution_options=UNSCOPED,
+            )
+            for value, record_id in rows:
+                # Open leads first, as find_exact_duplicate does.
+                found.setdefault((field, value), (kind, record_id, field))
+    return found
 
 
 def _check_status_change(lead: Lead) -> None:
@@ -155,7 +200,9 @@ def _check_status_change(lead: Lead) -> None:
     lead.status = new_status
 
 
-def _assign(lead: Lead, actor: Actor | None) -> None:
+def _assign(
+    lead: Lead, actor: Actor | None, agent_branches: dict[int, int | None] | None = None
+) -> None:
     """Agents own what they create; managers assign within their branch."""
     # Screens set the relationships, the API may set either: work on ids, then set both.
     if lead.assigned_agent is not None:
@@ -174,10 +221,15 @@ def _assign(lead: Lead, actor: Actor | None) -> None:
             lead.assigned_agent_id = actor.user_id
         lead.branch_id = actor.branch_id
     if lead.assigned_agent_id is not None:
-        agent_branch = db.session.execute(
-            select(StaffProfile.branch_id).where(StaffProfile.user_id == lead.assigned_agent_id),
-            execution_options=UNSCOPED,
-        ).scalar_one_or_none()
+        cache = agent_branches if agent_branches is not None else {}
+        if lead.assigned_agent_id not in cache:
+            cache[lead.assigned_agent_id] = db.session.execute(
+                select(StaffProfile.branch_id).where(
+                    StaffProfile.user_id == lead.assigned_agent_id
+                ),
+                execution_options=UNSCOPED,
+            ).scalar_one_or_none()
+        agent_branch = cache[lead.assigned_agent_id]
         if agent_branch is None:
             raise FieldError("the assigned agent has no staff profile.", "assigned_agent")
         if lead.branch_id is None:

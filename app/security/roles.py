@@ -50,6 +50,7 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "Branch": ("Branches",),
     "Staff": ("Staff",),
     "Lead": ("Leads",),
+    "LeadImport": ("Import leads",),
     "Interaction": ("Interactions",),
     "Client": ("Clients",),
     "ClientContact": (),
@@ -74,7 +75,7 @@ EXTRA_ACTIONS: dict[str, frozenset[str]] = {
 # Menu categories: shown when the role can open any entry inside.
 MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
     "Organisation": ("Branches", "Staff"),
-    "Sales": ("Leads", "Interactions", "Clients"),
+    "Sales": ("Leads", "Import leads", "Interactions", "Clients"),
     "Tasks": ("My tasks", "Overdue", "All tasks", "Calendar"),
     "Compliance": ("Documents", "KYC cases", "KYC queue", "KYC report", "Audit log"),
     "Communication": (
@@ -179,6 +180,7 @@ ROLES: dict[str, RoleSpec] = {
                 "Branch": R,
                 "Staff": R,
                 "Lead": RWD,
+                "LeadImport": RW,
                 "Interaction": RWD,
                 "Client": RWD,
                 "ClientContact": RWD,
@@ -196,6 +198,7 @@ ROLES: dict[str, RoleSpec] = {
             {
                 "Branch": R,
                 "Lead": RW,
+                "LeadImport": RW,
                 "Interaction": RW,
                 "Client": RW,
                 "ClientContact": RWD,

@@ -125,6 +125,20 @@ def _resolve_actor() -> Actor:
     return actor
 
 
+def actor_for_user(user_id: int) -> Actor | None:
+    """The actor a background job or command works as: ``user_id``'s roles and branch."""
+    from flask_appbuilder.security.sqla.models import User
+
+    from app.extensions import db
+
+    user = db.session.get(User, user_id)
+    if user is None:
+        return None
+    return Actor(
+        user.id, frozenset(role.name for role in user.roles), _branch_of(user.id), user.username
+    )
+
+
 def _branch_of(user_id: int) -> int | None:
     from app.extensions import db
     from app.org.models import StaffProfile

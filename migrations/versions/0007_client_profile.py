@@ -2,7 +2,7 @@
 interactions with a client directly
 
 Revision ID: 7c1e0f2a0007
-Revises: 4dd8ba3f2dca
+Revises: 6a1d0e1f0006
 Create Date: 2026-11-21 08:17:39.314576
 
 """
@@ -15,7 +15,7 @@ import app.core.types  # noqa: F401  (custom column types used by autogenerate)
 
 # revision identifiers, used by Alembic.
 revision = '7c1e0f2a0007'
-down_revision = '4dd8ba3f2dca'
+down_revision = '6a1d0e1f0006'
 branch_labels = None
 depends_on = None
 
