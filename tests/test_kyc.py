@@ -119,6 +119,14 @@ def test_a_complete_case_is_approved_and_the_client_verified(pg_client, desk):
             AuditLog.changes.contains('"verified"'),
         )
     )
+    timeline = pg_client.get(
+        f"/api/v1/client/{record.id}/timeline?kind=kyc", headers=auth(pg_client, desk["agent"])
+    ).json["result"]
+    assert [e["title"] for e in timeline] == [
+        f"KYC case #{case_id}: verified",
+        f"KYC case #{case_id}: in review",
+        f"KYC case #{case_id}: pending",
+    ]
 
 
 def test_the_submitter_cannot_approve_even_as_admin(pg_client, desk):
@@ -177,7 +185,8 @@ def test_an_expired_document_blocks_approval(pg_client, desk):
     refused = pg_client.post(
         f"/api/v1/kyccase/{case_id}/approve", headers=auth(pg_client, desk["officer"])
     )
-    assert refused.status_code in (403, 409)
+    assert refused.status_code == 409
+    assert f"Address proof expired on {utcnow().date().isoformat()}" in reason(refused)
     db.session.expire_all()
     assert db.session.get(KycCase, case_id).status == "in_review"
 

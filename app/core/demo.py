@@ -102,6 +102,7 @@ def seed_demo(lead_count: int = 60, seed: int = 7) -> dict | None:
             )
     clients = _demo_clients(rng, agents)
     db.session.flush()
+    _demo_kyc_case(agents[0])
     return {
         "clients": clients,
         "branches": len(branches),
@@ -197,3 +198,27 @@ def _demo_company(rng: random.Random, agent) -> int:
         )
     )
     return 1
+
+
+DEMO_PDF = b"%PDF-1.4\n1 0 obj <</Type /Catalog>> endobj\ntrailer <</Root 1 0 R>>\n%%EOF\n"
+
+
+def _demo_kyc_case(agent) -> None:
+    """One client's KYC case, documents uploaded and submitted: the Compliance queue has work."""
+    from app.clients.models import Client
+    from app.documents.services import find_owner, upload_document
+    from app.kyc.services import open_case, submit_case
+    from app.security.scoping import Actor
+
+    actor = Actor(agent.user_id, frozenset({"Agent"}), agent.branch_id, agent.user.username)
+    client = db.session.scalar(
+        select(Client).where(Client.relationship_manager_id == agent.user_id).order_by(Client.id)
+    )
+    owner = find_owner(client_id=client.id)
+    expires = utcnow().date() + timedelta(days=20)  # shows in the expiry report and alerts
+    for doc_type in ("passport", "pan_card", "address_proof"):
+        upload_document(
+            owner, doc_type, f"{doc_type}.pdf", DEMO_PDF, expires_on=expires, actor=actor
+        )
+    case = open_case(client.id, actor)
+    submit_case(case.id, actor)

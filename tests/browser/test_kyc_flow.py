@@ -97,7 +97,8 @@ def test_prepare_reject_resubmit_approve(page: Page, kyc_world):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "kyc-queue.png"), full_page=True)
     card.locator(".kyc-reason").fill("Address proof older than three months")
-    card.locator(".kyc-reject").click()
+    with page.expect_navigation():
+        card.locator(".kyc-reject").click()
     expect(page.locator(".alert-info")).to_contain_text(f"Case #{case_id} rejected")
 
     # The agent sees why, and resubmits.
@@ -110,7 +111,8 @@ def test_prepare_reject_resubmit_approve(page: Page, kyc_world):
     # A second officer approves; the client is verified.
     _switch_user(page, "compliance.two")
     page.goto("/kycqueue/")
-    page.locator(f"#kyc-case-{case_id} .kyc-approve").click()
+    with page.expect_navigation():
+        page.locator(f"#kyc-case-{case_id} .kyc-approve").click()
     expect(page.locator(".alert-success")).to_contain_text(f"Case #{case_id} approved")
     with kyc_world.app_context():
         client_id = db.session.query(Client.id).filter(Client.name == "Nisha Kycclient").scalar()

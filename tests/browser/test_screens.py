@@ -91,17 +91,23 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
     if role == "Admin":
         assert menu["Sales"] == ["Leads", "Import leads", "Interactions", "Clients"]
         assert menu["Organisation"] == ["Branches", "Staff"]
-        assert menu["Compliance"] == ["Documents", "Audit log"]
+        assert menu["Compliance"] == [
+            "Documents",
+            "KYC cases",
+            "KYC queue",
+            "KYC report",
+            "Audit log",
+        ]
         assert "Security" in menu
     elif role == "Agent":
         assert menu == {
             "Sales": ["Leads", "Import leads", "Interactions", "Clients"],
             "Organisation": ["Branches"],
             "Tasks": ["My tasks", "Overdue", "All tasks", "Calendar"],
-            "Compliance": ["Documents"],
+            "Compliance": ["Documents", "KYC cases"],
             "Communication": ["Notifications", "My preferences"],
         }
-        assert "Audit log" not in shown
+        assert "Audit log" not in shown and "KYC queue" not in shown
         assert "Security" not in menu and "Staff" not in shown
     elif role == "Broker":
         assert menu == {
