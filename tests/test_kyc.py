@@ -295,7 +295,7 @@ def test_the_queue_shows_cases_oldest_first_with_previews(pg_client, desk):
     order = [int(n) for n in re.findall(r'id="kyc-case-(\d+)"', page)]
     assert order == [first, second]
     assert "ABCPXXXX4F" in page and PAN not in page  # identifiers masked
-    previews = re.findall(r'<iframe class="kyc-preview"[^>]*src="([^"]+)"', page)
+    previews = re.findall(r'class="[^"]*kyc-preview-toggle"\s+data-src="([^"]+)"', page)
     assert previews
     shown = pg_client.get(previews[0])
     assert shown.status_code == 200 and shown.mimetype == "application/pdf"

@@ -89,16 +89,21 @@ def test_prepare_reject_resubmit_approve(page: Page, kyc_world):
     card = page.locator(f"#kyc-case-{case_id}")
     expect(card).to_contain_text("Nisha Kycclient")
     expect(card).to_contain_text("ABCPXXXX4F")  # masked
-    previews = card.locator("iframe.kyc-preview")
-    expect(previews).to_have_count(3)
-    preview = page.request.get(previews.first.get_attribute("src"))
-    assert preview.ok and preview.headers["content-type"] == "application/pdf"
-    assert preview.headers["content-disposition"].startswith("inline")
+    expect(card.locator(".kyc-preview-toggle")).to_have_count(3)
+    card.locator(".kyc-preview-toggle").first.click()  # the passport, shown in the page
+    preview = card.locator("iframe.kyc-preview")
+    expect(preview).to_have_count(1)
+    shown = page.request.get(preview.get_attribute("src"))
+    assert shown.ok and shown.headers["content-type"] == "application/pdf"
+    assert shown.headers["content-disposition"].startswith("inline")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "kyc-queue.png"), full_page=True)
-    card.locator(".kyc-reason").fill("Address proof older than three months")
+    card.locator(".kyc-preview-toggle").first.click()  # and closed again
+    reason = card.locator(".kyc-reason")
+    reason.fill("Address proof older than three months")
+    expect(reason).to_have_value("Address proof older than three months")
     with page.expect_navigation():
-        card.locator(".kyc-reject").click()
+        reason.press("Enter")  # submits the reject form, as the button does
     expect(page.locator(".alert-info")).to_contain_text(f"Case #{case_id} rejected")
 
     # The agent sees why, and resubmits.
