@@ -47,7 +47,12 @@ BUSINESS_NUMBERS = {"abn": (au_abn, "ABN"), "acn": (au_acn, "ACN")}
 def check_identifier(field: str, value: Any) -> str | None:
     """The compact, validated form of an identifier, or None when empty."""
     module, _, label = IDENTIFIERS[field]
-    text = clean_text(value, field, 40)
+    return _validated(module, label, field, value, 40)
+
+
+def _validated(module: Any, label: str, field: str, value: Any, limit: int) -> str | None:
+    """``value`` checked by a python-stdnum module, in its compact form; None when empty."""
+    text = clean_text(value, field, limit)
     if text is None:
         return None
     try:
@@ -59,13 +64,7 @@ def check_identifier(field: str, value: Any) -> str | None:
 def check_business_number(field: str, value: Any) -> str | None:
     """A valid ABN or ACN in compact form (digits only), or None when empty."""
     module, label = BUSINESS_NUMBERS[field]
-    text = clean_text(value, field, 20)
-    if text is None:
-        return None
-    try:
-        return module.validate(text)
-    except StdnumError as exc:
-        raise FieldError(f"is not a valid {label}: {exc}", field) from exc
+    return _validated(module, label, field, value, 20)
 
 
 def segment_for(investment_capacity: str | None) -> str | None:

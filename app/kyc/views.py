@@ -201,33 +201,36 @@ class KycQueueView(BaseView):
     @expose("/approve/<int:pk>", methods=["POST"])
     @has_access
     def approve(self, pk: int):
-        try:
-            case = services.approve_case(pk)
-            db.session.commit()
-        except NotFound:
-            abort(404)
-        except DomainError as exc:
-            db.session.rollback()
-            record_rejection("kyc_case", str(exc))
-            flash(f"Case #{pk} not approved: {exc}", "danger")
-        else:
-            flash(f"Case #{pk} approved: {case.client.name} is KYC verified.", "success")
-        return redirect(url_for(f"{self.endpoint}.queue"))
+        return self._review(
+            pk,
+            lambda: services.approve_case(pk),
+            lambda case: (f"Case #{pk} approved: {case.client.name} is KYC verified.", "success"),
+            "approved",
+        )
 
     @expose("/reject/<int:pk>", methods=["POST"])
     @has_access
     def reject(self, pk: int):
+        return self._review(
+            pk,
+            lambda: services.reject_case(pk, request.form.get("reason")),
+            lambda case: (f"Case #{pk} rejected and sent back to its preparer.", "info"),
+            "rejected",
+        )
+
+    def _review(self, pk: int, decide, done, verb: str):
+        """Run a review decision in its own transaction; a refusal is flashed and audited."""
         try:
-            services.reject_case(pk, request.form.get("reason"))
+            case = decide()
             db.session.commit()
         except NotFound:
             abort(404)
         except DomainError as exc:
             db.session.rollback()
             record_rejection("kyc_case", str(exc))
-            flash(f"Case #{pk} not rejected: {exc}", "danger")
+            flash(f"Case #{pk} not {verb}: {exc}", "danger")
         else:
-            flash(f"Case #{pk} rejected and sent back to its preparer.", "info")
+            flash(*done(case))
         return redirect(url_for(f"{self.endpoint}.queue"))
 
 
