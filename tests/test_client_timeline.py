@@ -92,6 +92,8 @@ def test_the_timeline_filters_by_kind(pg_client, history):
         as_text=True
     )
     assert kinds_on(page) == ["task", "interaction"]
+    bad = pg_client.get(f"/clientview/timeline/{client.id}?before=last+tuesday")
+    assert bad.status_code == 400 and "ISO date" in bad.get_data(as_text=True)
 
 
 def test_another_agent_gets_not_found_and_compliance_sees_it(pg_client, history):

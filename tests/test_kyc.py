@@ -337,7 +337,7 @@ def test_the_expiry_job_alerts_at_30_and_7_days_then_expires_once(pg_app, desk):
     assert [t.title for t in tasks] == ["Re-KYC: Asha Verma (passport expired)"]
     assert tasks[0].assignee_id == agent.user_id
     assert alerts("Expired") == 3
-    assert document.id is not None
+    assert db.session.get(type(document), document.id).expires_on == today + timedelta(days=30)
 
 
 def test_a_replaced_document_does_not_expire(pg_app, desk):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import request
 from flask_appbuilder.api import expose, protect, safe
 
@@ -17,7 +15,7 @@ from app.clients.models import (
     ClientDirector,
 )
 from app.clients.risk import assess_risk
-from app.clients.timeline import TIMELINE_SOURCES, client_timeline
+from app.clients.timeline import client_timeline, timeline_query
 from app.core.audit import record_rejection
 from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
 from app.core.errors import DomainError, FieldError
@@ -123,17 +121,10 @@ class ClientApi(ServiceModelRestApi):
             422: {$ref: '#/components/responses/422'}
         """
         try:
-            kinds = set(request.args.getlist("kind"))
-            unknown = kinds - set(TIMELINE_SOURCES)
-            if unknown:
-                raise FieldError(
-                    f"unknown kind(s) {', '.join(sorted(unknown))}; "
-                    f"known: {', '.join(TIMELINE_SOURCES)}.",
-                    "kind",
-                )
-            before = _datetime_arg(request.args.get("before"))
-            limit = _int_arg(request.args.get("limit"), 50)
-            _, events = client_timeline(pk, kinds or None, before, limit)
+            kinds, before, limit = timeline_query(
+                request.args.getlist("kind"), request.args.get("before"), request.args.get("limit")
+            )
+            _, events = client_timeline(pk, kinds, before, limit)
         except DomainError as exc:
             return self.response(exc.status, **exc.as_json())
         return self.response(
@@ -216,24 +207,6 @@ class ClientApi(ServiceModelRestApi):
             record_rejection("notification_preference", str(exc))
             return self.response(exc.status, **exc.as_json())
         return self.response(200, preferred_channel=client.preferred_channel)
-
-
-def _datetime_arg(raw: str | None) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        return datetime.fromisoformat(raw)
-    except ValueError as exc:
-        raise FieldError("must be an ISO date and time.", "before") from exc
-
-
-def _int_arg(raw: str | None, default: int) -> int:
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise FieldError("must be a whole number.", "limit") from exc
 
 
 class ClientContactApi(ServiceModelRestApi):

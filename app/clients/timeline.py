@@ -54,6 +54,29 @@ def register_timeline_source(kind: str, label: str) -> Callable[[TimelineSource]
     return register
 
 
+def timeline_query(
+    kinds: list[str], before: str | None, limit: str | None
+) -> tuple[set[str] | None, datetime | None, int]:
+    """The filters of a timeline request (screen or API) checked: FieldError naming the bad one."""
+    from app.core.errors import FieldError
+
+    unknown = set(kinds) - set(TIMELINE_SOURCES)
+    if unknown:
+        raise FieldError(
+            f"unknown kind(s) {', '.join(sorted(unknown))}; known: {', '.join(TIMELINE_SOURCES)}.",
+            "kind",
+        )
+    try:
+        moment = datetime.fromisoformat(before) if before else None
+    except ValueError as exc:
+        raise FieldError("must be an ISO date and time.", "before") from exc
+    try:
+        count = int(limit) if limit not in (None, "") else 50
+    except ValueError as exc:
+        raise FieldError("must be a whole number.", "limit") from exc
+    return set(kinds) or None, moment, count
+
+
 def client_timeline(
     client_id: int,
     kinds: set[str] | None = None,

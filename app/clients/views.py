@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import expose, has_access
 from sqlalchemy import select
@@ -24,7 +22,7 @@ from app.clients.models import (
     ClientDirector,
 )
 from app.clients.risk import QUESTIONS, assess_risk
-from app.clients.timeline import TIMELINE_SOURCES, client_timeline
+from app.clients.timeline import TIMELINE_SOURCES, client_timeline, timeline_query
 from app.core.audit import record_rejection
 from app.core.crud import CrmSQLAInterface, ServiceModelView
 from app.core.errors import DomainError, NotFound
@@ -209,12 +207,15 @@ class ClientView(ServiceModelView):
     @has_access
     def timeline(self, pk: int):
         """Everything that happened with this client, newest first; filter by kind, page back."""
-        kinds = set(request.args.getlist("kind")) & set(TIMELINE_SOURCES) or None
-        before = _parse_before(request.args.get("before"))
         try:
+            kinds, before, _ = timeline_query(
+                request.args.getlist("kind"), request.args.get("before"), None
+            )
             client, events = client_timeline(pk, kinds, before)
         except NotFound:
             abort(404)
+        except DomainError as exc:
+            abort(400, description=str(exc))
         return self.render_template(
             "crm/client_timeline.html",
             client=client,
@@ -290,12 +291,3 @@ class ClientView(ServiceModelView):
             title=f"Communication preferences: {client.name}",
         )
         return page, status
-
-
-def _parse_before(raw: str | None) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        return datetime.fromisoformat(raw)
-    except ValueError:
-        abort(400, description="before must be an ISO date and time.")

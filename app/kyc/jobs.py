@@ -22,7 +22,7 @@ from app.core.types import utcnow
 from app.documents.models import Document
 from app.extensions import db
 from app.kyc.models import KycExpiryAlert
-from app.kyc.report import _current_documents
+from app.kyc.report import current_client_documents
 from app.security.scoping import UNSCOPED
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def _compliance_officers() -> list[int]:
 def check_document_expiry(today: date | None = None) -> dict[str, int]:
     """Run the expiry stages due today; returns how many documents reached each stage."""
     today = today or utcnow().date()
-    current = _current_documents().where(
+    current = current_client_documents().where(
         Document.expires_on.is_not(None),
         Document.expires_on <= today + timedelta(days=30),
         Document.expires_on > today - timedelta(days=CATCH_UP_DAYS),

@@ -34,7 +34,7 @@ class KycReport:
     """(client id, client name, document type, version, expires on), soonest first"""
 
 
-def _current_documents():
+def current_client_documents():
     """Each client's newest version of each document type (older versions do not expire)."""
     newer = aliased(Document)
     return select(Document).where(
@@ -74,7 +74,7 @@ def build_report(today: date | None = None, limit: int = 500) -> KycReport:
         .order_by(func.count(KycCase.id).desc())
     ).all()
 
-    current = _current_documents().subquery()
+    current = current_client_documents().subquery()
     doc = aliased(Document, current)
     horizon = today + timedelta(days=EXPIRY_BUCKETS[-1])
     window = and_(doc.expires_on > today, doc.expires_on <= horizon)

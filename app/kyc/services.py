@@ -22,14 +22,10 @@ from typing import Any
 from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import and_, func, select
 from stdnum import iban as std_iban
-from stdnum.au import abn as au_abn
-from stdnum.au import acn as au_acn
 from stdnum.exceptions import ValidationError as StdnumError
-from stdnum.in_ import aadhaar as in_aadhaar
-from stdnum.in_ import pan as in_pan
 
 from app.clients.models import Client
-from app.clients.services import keep_unchanged_when_blank
+from app.clients.services import BUSINESS_NUMBERS, IDENTIFIERS, keep_unchanged_when_blank
 from app.clients.timeline import TimelineEvent, register_timeline_source
 from app.core.crypto import lookup_hash
 from app.core.errors import ConflictError, FieldError, NotFound, PermissionDenied
@@ -94,11 +90,12 @@ def _ifsc(value: str) -> str:
     return "IFSC is well formed"
 
 
+# The modules the client record validates with (one table each), plus the bank identifiers.
 CHECKERS: dict[str, Callable[[str], str]] = {
-    "pan": _stdnum("PAN", in_pan),
-    "aadhaar": _stdnum("Aadhaar", in_aadhaar),
-    "abn": _stdnum("ABN", au_abn),
-    "acn": _stdnum("ACN", au_acn),
+    "pan": _stdnum("PAN", IDENTIFIERS["pan"][0]),
+    "aadhaar": _stdnum("Aadhaar", IDENTIFIERS["aadhaar"][0]),
+    "abn": _stdnum("ABN", BUSINESS_NUMBERS["abn"][0]),
+    "acn": _stdnum("ACN", BUSINESS_NUMBERS["acn"][0]),
     "iban": _stdnum("IBAN", std_iban),
     "ifsc": _ifsc,
 }
@@ -177,9 +174,11 @@ def document_status(
     return status
 
 
-def problems(case: KycCase, today: date | None = None) -> list[str]:
-    """Everything that stops approval, in words: documents, then identifiers."""
-    found = [problem for _, _, problem in document_status(case, today) if problem]
+def problems(case: KycCase, today: date | None = None, status=None) -> list[str]:
+    """Everything that stops approval, in words: documents, then identifiers. ``status``: the
+    case's ``document_status`` when the caller already has it."""
+    status = status if status is not None else document_status(case, today)
+    found = [problem for _, _, problem in status if problem]
     found += [c.message for c in identifier_checks(case) if not c.ok]
     if case.client.client_type == "company":
         from app.clients.models import ClientDirector

@@ -106,11 +106,12 @@ class KycCaseView(ServiceModelView):
         case = db.session.scalar(select(KycCase).where(KycCase.id == pk))
         if case is None:
             return {}
+        documents = services.document_status(case)
         return {
             "case": case,
-            "documents": services.document_status(case),
+            "documents": documents,
             "checks": json.loads(case.check_results or "[]"),
-            "problems": services.problems(case),
+            "problems": services.problems(case, status=documents),
         }
 
     @expose("/show/<pk>", methods=["GET"])
@@ -149,6 +150,17 @@ class KycCaseView(ServiceModelView):
         return redirect(url_for(f"{self.endpoint}.show", pk=pk))
 
 
+def _queue_item(case: KycCase, actor) -> dict:
+    documents = services.document_status(case)
+    return {
+        "case": case,
+        "documents": documents,
+        "checks": json.loads(case.check_results or "[]"),
+        "problems": services.problems(case, status=documents),
+        "conflict": services.four_eyes_conflict(case, actor.user_id if actor else None),
+    }
+
+
 class KycQueueView(BaseView):
     """Compliance's approval queue: cases in review, oldest first, everything needed to decide
     on one page, documents previewed in place."""
@@ -171,16 +183,7 @@ class KycQueueView(BaseView):
         return self.render_template(
             "crm/kyc_queue.html",
             title="KYC approval queue",
-            cases=[
-                {
-                    "case": case,
-                    "documents": services.document_status(case),
-                    "checks": json.loads(case.check_results or "[]"),
-                    "problems": services.problems(case),
-                    "conflict": services.four_eyes_conflict(case, actor.user_id if actor else None),
-                }
-                for case in cases
-            ],
+            cases=[_queue_item(case, actor) for case in cases],
             previewable=PREVIEWABLE,
         )
 
