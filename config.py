@@ -128,6 +128,16 @@ class Config:
     CRM_LEAD_SCORE_WEIGHTS = json.loads(os.environ.get("CRM_LEAD_SCORE_WEIGHTS", "{}"))
     # Risk questionnaire: highest score of each profile (see app/clients/risk.py DEFAULT_LIMITS).
     CRM_RISK_PROFILE_LIMITS = json.loads(os.environ.get("CRM_RISK_PROFILE_LIMITS", "{}"))
+    # Lending (DOMAIN section 6): the ledger's currency and the reminder times, in days.
+    CRM_BASE_CURRENCY = os.environ.get("CRM_BASE_CURRENCY", "INR")
+    CRM_LOAN_DUE_REMINDER_DAYS = int(os.environ.get("CRM_LOAN_DUE_REMINDER_DAYS", 3))
+    """A reminder to the borrowers and the BDM this many days before each due date."""
+    CRM_LOAN_LATE_BORROWER_DAYS = tuple(
+        int(d) for d in _env_list("CRM_LOAN_LATE_BORROWER_DAYS", "3,7")
+    )
+    CRM_LOAN_LATE_BDM_DAYS = tuple(int(d) for d in _env_list("CRM_LOAN_LATE_BDM_DAYS", "10"))
+    CRM_LOAN_STALE_STAGE_DAYS = int(os.environ.get("CRM_LOAN_STALE_STAGE_DAYS", 14))
+    """The BDM hears about an application whose stage has not changed for this many days."""
     CRM_TASK_REMINDER_MINUTES = int(os.environ.get("CRM_TASK_REMINDER_MINUTES", 60))
     # Retention: lost leads untouched this long are anonymised by the nightly job.
     CRM_RETENTION_LOST_LEAD_DAYS = int(os.environ.get("CRM_RETENTION_LOST_LEAD_DAYS", 7 * 365))

@@ -7,6 +7,8 @@ from flask_appbuilder import AppBuilder
 
 
 def register_views(builder: AppBuilder) -> None:
+    import app.ledger.models  # noqa: F401  (tables every desk posts to)
+    import app.lending.models  # noqa: F401
     from app.audit.views import AuditLogApi, AuditLogView
     from app.clients.api import ClientApi, ClientContactApi, ClientDirectorApi
     from app.clients.views import ClientContactView, ClientDirectorView, ClientView

@@ -36,6 +36,7 @@ KEPT_TABLES = {
     "ab_permission_view",
     "ab_permission_view_role",
     "audit_log",  # append-only: the database refuses deletes (tests read their own rows)
+    "ledger_account",  # the chart of accounts `flask crm init` seeds
 }
 
 _counter = itertools.count(1)
@@ -69,6 +70,9 @@ def prepare_schema(app: Flask) -> None:
     with app.app_context():
         upgrade()
         sync_roles(appbuilder())
+        from app.ledger.services import seed_chart
+
+        seed_chart()
         db.session.commit()
 
 

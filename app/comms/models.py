@@ -32,7 +32,8 @@ class Notification(Model):
         CheckConstraint(_one_of("channel", CHANNELS), name="ck_notification_channel"),
         CheckConstraint(_one_of("status", OUTBOX_STATUSES), name="ck_notification_status"),
         CheckConstraint(
-            "recipient_user_id IS NOT NULL OR recipient_client_id IS NOT NULL",
+            "recipient_user_id IS NOT NULL OR recipient_client_id IS NOT NULL"
+            " OR address IS NOT NULL",
             name="ck_notification_recipient",
         ),
         Index("ix_notification_due", "status", "next_attempt_at"),

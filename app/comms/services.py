@@ -99,16 +99,23 @@ def notify(
     *,
     user_id: int | None = None,
     client_id: int | None = None,
+    address: str | None = None,
     related: Any = None,
     link: str | None = None,
     channels: tuple[str, ...] = DEFAULT_CHANNELS,
 ) -> list[Notification]:
     """Queue a notification in the caller's transaction; returns the rows added (none if this
-    event was already notified). ``key`` names the event, e.g. ``task-assigned:42:7``."""
+    event was already notified). ``key`` names the event, e.g. ``task-assigned:42:7``.
+
+    The recipient is a member of staff (``user_id``), a client (``client_id``), or someone
+    outside the CRM reached at ``address`` (a loan's borrower): an e-mail address for the
+    ``email`` channel, a phone number for ``sms``."""
     from app.clients.models import Client
 
-    if (user_id is None) == (client_id is None):
-        raise ValueError("notify one recipient: a user or a client")
+    if sum(r is not None for r in (user_id, client_id, address)) != 1:
+        raise ValueError("notify one recipient: a user, a client or an address")
+    if address is not None:
+        return _notify_address(kind, key, subject, body, address, related, link, channels)
     user = db.session.get(User, user_id) if user_id is not None else None
     client = (
         db.session.scalar(select(Client).where(Client.id == client_id), execution_options=UNSCOPED)
@@ -162,6 +169,43 @@ def notify(
     if any(row.status == "pending" for row in added):
         db.session.info["crm_outbox_has_new"] = True
     return added
+
+
+def _notify_address(
+    kind: str,
+    key: str,
+    subject: str,
+    body: str,
+    address: str,
+    related: Any,
+    link: str | None,
+    channels: tuple[str, ...],
+) -> list[Notification]:
+    channel = "sms" if address.startswith("+") else "email"
+    if channel not in channels:
+        return []
+    row_key = f"{key}:{channel}"
+    if db.session.scalar(
+        select(Notification.id).where(Notification.idempotency_key == row_key),
+        execution_options=UNSCOPED,
+    ):
+        return []
+    row = Notification(
+        idempotency_key=row_key,
+        channel=channel,
+        kind=kind,
+        address=address,
+        subject=subject[:200],
+        body=body,
+        link=link,
+        related_type=related.__tablename__ if related is not None else None,
+        related_id=str(related.id) if related is not None else None,
+        status="pending",
+        next_attempt_at=utcnow(),
+    )
+    db.session.add(row)
+    db.session.info["crm_outbox_has_new"] = True
+    return [row]
 
 
 # ---- after commit: wake the dispatcher --------------------------------------------------

@@ -24,11 +24,15 @@ def init_command(no_migrate: bool) -> None:
 
     if not no_migrate:
         upgrade()
+    from app.ledger.services import seed_chart
+
     report = sync_roles(appbuilder())
+    accounts = seed_chart()
     db.session.commit()
     click.echo(
         f"roles and permissions in sync: {report.roles_created} roles created, "
-        f"{report.grants_added} grants added, {report.grants_removed} grants removed"
+        f"{report.grants_added} grants added, {report.grants_removed} grants removed; "
+        f"{accounts} ledger accounts created"
     )
 
 

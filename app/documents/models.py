@@ -45,21 +45,27 @@ DOC_TYPES = (
 
 
 def _visible_owner(kind: str):
-    """A document is visible where its owner (client or lead) is."""
+    """A document is visible where its owner (client, lead or loan application) is."""
 
     def criteria(actor):
+        from app.lending.models import LoanApplication
+
         # correlate_except: each sub-query has its own owner row, whatever the outer query joins.
+        owners = [
+            (Client, Document.client_id),
+            (Lead, Document.lead_id),
+            (LoanApplication, Document.loan_application_id),
+        ]
         return or_(
-            exists(
-                select(Client.id)
-                .where(Client.id == Document.client_id, Client.__scope__[kind](actor))
-                .correlate_except(Client)
-            ),
-            exists(
-                select(Lead.id)
-                .where(Lead.id == Document.lead_id, Lead.__scope__[kind](actor))
-                .correlate_except(Lead)
-            ),
+            *(
+                exists(
+                    select(model.id)
+                    .where(model.id == column, model.__scope__[kind](actor))
+                    .correlate_except(model)
+                )
+                for model, column in owners
+                if kind in model.__scope__
+            )
         )
 
     return criteria
@@ -71,13 +77,18 @@ class Document(Model):
     __table_args__ = (
         CheckConstraint(_one_of("doc_type", DOC_TYPES), name="ck_document_type"),
         CheckConstraint(
-            "(client_id IS NOT NULL AND lead_id IS NULL) OR (client_id IS NULL AND lead_id IS NOT NULL)",
+            "(CASE WHEN client_id IS NULL THEN 0 ELSE 1 END"
+            " + CASE WHEN lead_id IS NULL THEN 0 ELSE 1 END"
+            " + CASE WHEN loan_application_id IS NULL THEN 0 ELSE 1 END) = 1",
             name="ck_document_one_owner",
         ),
         CheckConstraint("size_bytes > 0", name="ck_document_not_empty"),
         CheckConstraint("version >= 1", name="ck_document_version"),
         UniqueConstraint("client_id", "doc_type", "version", name="uq_document_client_version"),
         UniqueConstraint("lead_id", "doc_type", "version", name="uq_document_lead_version"),
+        UniqueConstraint(
+            "loan_application_id", "doc_type", "version", name="uq_document_application_version"
+        ),
         Index("ix_document_expires_on", "expires_on"),
     )
 
@@ -85,6 +96,9 @@ class Document(Model):
     doc_type: Mapped[str] = mapped_column(String(30))
     client_id: Mapped[int | None] = mapped_column(ForeignKey("client.id"), index=True)
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("lead.id"), index=True)
+    loan_application_id: Mapped[int | None] = mapped_column(
+        ForeignKey("loan_application.id", name="fk_document_loan_application"), index=True
+    )
     original_name: Mapped[str] = mapped_column(String(255))
     """As the uploader named it: shown (escaped), never used as a path."""
     storage_backend: Mapped[str] = mapped_column(String(10))
@@ -101,10 +115,15 @@ class Document(Model):
     lead: Mapped[Lead | None] = relationship(Lead)
     uploaded_by: Mapped[User] = relationship(User)
 
-    __scope__ = {"branch": _visible_owner("branch"), "own": _visible_owner("own")}
+    __scope__ = {kind: _visible_owner(kind) for kind in ("branch", "own", "bdm", "broker")}
 
     @property
-    def owner(self) -> Client | Lead | None:
+    def owner(self):
+        if self.loan_application_id is not None:
+            from app.extensions import db
+            from app.lending.models import LoanApplication
+
+            return db.session.get(LoanApplication, self.loan_application_id)
         return self.client or self.lead
 
     def __repr__(self) -> str:

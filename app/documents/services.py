@@ -6,6 +6,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import filetype
 from flask import current_app
@@ -88,8 +89,8 @@ def check_file(doc_type: str, data: bytes) -> str:
 
 @dataclass(frozen=True)
 class Owner:
-    kind: str  # "client" or "lead"
-    record: Client | Lead
+    kind: str  # "client", "lead" or "loan_application"
+    record: Any
 
 
 def find_owner(client_id: int | None = None, lead_id: int | None = None) -> Owner:
@@ -106,7 +107,7 @@ def find_owner(client_id: int | None = None, lead_id: int | None = None) -> Owne
 
 
 def next_version(owner: Owner, doc_type: str) -> int:
-    column = Document.client_id if owner.kind == "client" else Document.lead_id
+    column = getattr(Document, f"{owner.kind}_id")
     current = db.session.execute(
         select(func.max(Document.version)).where(
             column == owner.record.id, Document.doc_type == doc_type
@@ -148,6 +149,7 @@ def upload_document(
         doc_type=doc_type,
         client_id=owner.record.id if owner.kind == "client" else None,
         lead_id=owner.record.id if owner.kind == "lead" else None,
+        loan_application_id=owner.record.id if owner.kind == "loan_application" else None,
         original_name=name,
         storage_backend=storage.name,
         storage_key=key,

@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 READ, WRITE, DELETE, REVEAL, APPROVE = "read", "write", "delete", "reveal", "approve"
+DECIDE, REPAY = "decide", "repay"
+"""Lending: ``decide`` approves, declines, settles and closes applications; ``repay`` records
+money received (repayments, fee payments)."""
 R = frozenset({READ})
 RW = frozenset({READ, WRITE})
 RWD = frozenset({READ, WRITE, DELETE})
@@ -66,11 +69,16 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "MessageLog": ("Message log",),
     "NotificationPreference": ("Preferences",),
     "Jobs": ("Jobs",),
+    "LoanApplication": ("Loan applications", "New application"),
+    "LoanProduct": ("Loan products",),
+    "Broker": ("Brokers",),
+    "Ledger": ("Chart of accounts", "Journal", "Trial balance"),
 }
 # Actions a resource has beyond read/write/delete (each its own permission).
 EXTRA_ACTIONS: dict[str, frozenset[str]] = {
     "Client": frozenset({REVEAL}),
     "KycCase": frozenset({APPROVE}),
+    "LoanApplication": frozenset({DECIDE, REPAY}),
 }
 # Menu categories: shown when the role can open any entry inside.
 MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -86,6 +94,8 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
         "Preferences",
         "Jobs",
     ),
+    "Lending": ("Loan applications", "New application", "Loan products", "Brokers"),
+    "Accounts": ("Chart of accounts", "Journal", "Trial balance"),
 }
 # Every signed-in member of staff has these, whatever their role.
 EVERYONE: dict[str, frozenset[str]] = {"Notification": R}
@@ -189,6 +199,10 @@ ROLES: dict[str, RoleSpec] = {
                 "KycCase": RW,
                 "KycReport": R,
                 "Task": RWD,
+                "LoanProduct": R,
+                "Broker": RW,
+                "LoanApplication": RW | {DECIDE, REPAY},
+                "Ledger": R,
             },
             "Everything in their branch; reassigns work; dashboards and exports.",
         ),
@@ -230,13 +244,19 @@ ROLES: dict[str, RoleSpec] = {
         RoleSpec(
             "LoanOfficer",
             SCOPE_BDM,
-            {"Branch": R, **OWN_TASKS},
+            {
+                "Branch": R,
+                "LoanProduct": R,
+                "Broker": R,
+                "LoanApplication": RW | {DECIDE, REPAY},
+                **OWN_TASKS,
+            },
             "Loan applications where they are the BDM, their brokers, notes, fees, repayments.",
         ),
         RoleSpec(
             "Broker",
             SCOPE_BROKER,
-            {**OWN_TASKS},
+            {"LoanProduct": R, "Broker": R, "LoanApplication": RW, **OWN_TASKS},
             "Only the loan applications they introduced.",
         ),
         RoleSpec(
