@@ -529,17 +529,16 @@ class LoanRepaymentAllocation(Model):
     instalment: Mapped[LoanInstalment] = relationship()
 
     __scope__ = {
-        kind: (
-            lambda rule: (
-                lambda actor: exists(
-                    select(LoanRepayment.id)
-                    .where(LoanRepayment.id == LoanRepaymentAllocation.repayment_id, rule(actor))
-                    .correlate_except(LoanRepayment)
-                )
-            )
-        )(rule)
-        for kind, rule in LoanRepayment.__scope__.items()
+        kind: _through_repayment(rule) for kind, rule in LoanRepayment.__scope__.items()
     }
+
+
+def _through_repayment(rule):
+    return lambda actor: exists(
+        select(LoanRepayment.id)
+        .where(LoanRepayment.id == LoanRepaymentAllocation.repayment_id, rule(actor))
+        .correlate_except(LoanRepayment)
+    )
 
 
 @scoped
