@@ -515,6 +515,14 @@ class LoanRepayment(Model):
     __scope__ = _through_application(lambda: LoanRepayment.application_id)
 
 
+def _through_repayment(rule):
+    return lambda actor: exists(
+        select(LoanRepayment.id)
+        .where(LoanRepayment.id == LoanRepaymentAllocation.repayment_id, rule(actor))
+        .correlate_except(LoanRepayment)
+    )
+
+
 @scoped
 class LoanRepaymentAllocation(Model):
     __tablename__ = "loan_repayment_allocation"
@@ -528,17 +536,7 @@ class LoanRepaymentAllocation(Model):
     repayment: Mapped[LoanRepayment] = relationship(back_populates="allocations")
     instalment: Mapped[LoanInstalment] = relationship()
 
-    __scope__ = {
-        kind: _through_repayment(rule) for kind, rule in LoanRepayment.__scope__.items()
-    }
-
-
-def _through_repayment(rule):
-    return lambda actor: exists(
-        select(LoanRepayment.id)
-        .where(LoanRepayment.id == LoanRepaymentAllocation.repayment_id, rule(actor))
-        .correlate_except(LoanRepayment)
-    )
+    __scope__ = {kind: _through_repayment(rule) for kind, rule in LoanRepayment.__scope__.items()}
 
 
 @scoped
