@@ -28,6 +28,14 @@ def register_views(builder: AppBuilder) -> None:
     from app.leads.import_api import LeadImportApi
     from app.leads.import_views import LeadImportView
     from app.leads.views import InteractionView, LeadView
+    from app.lending.api import BrokerApi, LoanApplicationApi, LoanProductApi
+    from app.lending.views import (
+        BrokerView,
+        LoanApplicationView,
+        LoanProductFeeView,
+        LoanProductView,
+        NewApplicationView,
+    )
     from app.org.api import BranchApi, StaffApi
     from app.org.views import BranchView, StaffView
     from app.tasks.api import TaskApi
@@ -78,6 +86,17 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view(KycReportView, "KYC report", icon="fa-bar-chart", category="Compliance")
     builder.add_view(AuditLogView, "Audit log", icon="fa-history", category="Compliance")
     builder.add_view(
+        LoanApplicationView,
+        "Loan applications",
+        icon="fa-university",
+        category="Lending",
+        category_icon="fa-money",
+    )
+    builder.add_view(NewApplicationView, "New application", icon="fa-plus", category="Lending")
+    builder.add_view(LoanProductView, "Loan products", icon="fa-cubes", category="Lending")
+    builder.add_view_no_menu(LoanProductFeeView)
+    builder.add_view(BrokerView, "Brokers", icon="fa-briefcase", category="Lending")
+    builder.add_view(
         NotificationCenterView,
         "Notifications",
         icon="fa-bell",
@@ -102,6 +121,9 @@ def register_views(builder: AppBuilder) -> None:
         KycCaseApi,
         AuditLogApi,
         TaskApi,
+        LoanApplicationApi,
+        LoanProductApi,
+        BrokerApi,
     ):
         builder.add_api(api)
     # The private ICS feed: no sign-in (the secret link is the credential), so not a FAB view.

@@ -46,6 +46,7 @@ URL_VALUES = {
     "name": "none",
     "locale": "en",
     "document_id": "0",
+    "fee_id": "0",
 }
 
 

@@ -1,0 +1,304 @@
+"""Lending API: applications (submitted with their parties in one call, all or nothing),
+their workflow (stage, repayment, note, fee) and products and brokers. Same row scoping as the
+screens: a broker asking for another broker's application gets 404."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import request
+from flask_appbuilder.api import expose, protect, safe
+
+from app.core.audit import record_rejection
+from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
+from app.core.errors import DomainError
+from app.extensions import db
+from app.lending import services
+from app.lending.models import Broker, LoanApplication, LoanProduct
+from app.lending.views import APPLICATION_PERMISSIONS
+from app.security.roles import API_METHOD_ACTIONS, DECIDE, REPAY
+
+APPLICATION_COLUMNS = [
+    "id",
+    "reference",
+    "stage",
+    "stage_changed_at",
+    "amount",
+    "term_months",
+    "interest_rate",
+    "repayment_frequency",
+    "application_type",
+    "purpose",
+    "product_id",
+    "estimated_settlement_date",
+    "branch_id",
+    "bdm_id",
+    "broker_id",
+    "client_id",
+    "signed_by",
+    "signature_date",
+    "valuer_company",
+    "valuer_contact",
+    "valuer_phone",
+    "valuer_email",
+    "qs_company",
+    "qs_contact",
+    "qs_phone",
+    "qs_email",
+    "settled_on",
+    "instalment_amount",
+    "days_past_due",
+    "arrears_bucket",
+    "created_at",
+]
+
+
+def _body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
+
+
+class LoanApplicationApi(ServiceModelRestApi):
+    resource_name = "loanapplication"
+    datamodel = CrmSQLAInterface(LoanApplication)
+    class_permission_name = "LoanApplication"
+    method_permission_name = {
+        **API_METHOD_ACTIONS,
+        "stage": "write",
+        "note": "write",
+        "repayment": REPAY,
+        "fee": DECIDE,
+        "pay_fee": REPAY,
+    }
+    base_permissions = APPLICATION_PERMISSIONS
+    prepare = staticmethod(services.prepare_edit)
+    allow_browser_login = True
+    include_route_methods = {
+        "get",
+        "get_list",
+        "info",
+        "put",
+        "post",
+        "stage",
+        "note",
+        "repayment",
+        "fee",
+        "pay_fee",
+    }
+
+    list_columns = APPLICATION_COLUMNS
+    show_columns = APPLICATION_COLUMNS
+    edit_columns = [
+        "amount",
+        "term_months",
+        "interest_rate",
+        "purpose",
+        "estimated_settlement_date",
+        "signed_by",
+        "signature_date",
+        "valuer_company",
+        "valuer_contact",
+        "valuer_phone",
+        "valuer_email",
+        "qs_company",
+        "qs_contact",
+        "qs_phone",
+        "qs_email",
+    ]
+    search_columns = ["reference", "stage", "bdm_id", "broker_id", "branch_id", "arrears_bucket"]
+    order_columns = ["id", "reference", "stage", "amount", "stage_changed_at"]
+
+    def _act(self, action: Callable[[], Any], answer: Callable[[Any], dict], status: int = 200):
+        try:
+            result = action()
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            record_rejection("loan_application", str(exc))
+            return self.response(exc.status, **exc.as_json())
+        return self.response(status, **answer(result))
+
+    @expose("/", methods=["POST"])
+    @protect()
+    @safe
+    def post(self):
+        """Submit an application with all its parties; nothing is saved unless all is valid.
+        ---
+        post:
+          requestBody:
+            content:
+              application/json:
+                schema:
+                  type: object
+                  properties:
+                    product_id: {type: integer}
+                    amount: {type: string}
+                    term_months: {type: integer}
+                    interest_rate: {type: string}
+                    repayment_frequency: {type: string}
+                    bdm_id: {type: integer}
+                    parties: {type: array, items: {type: object}}
+          responses:
+            201: {description: the application's id and reference}
+            422: {description: every bad field, e.g. parties-2-abn}
+        """
+        body = _body()
+        parties = body.get("parties")
+        if not isinstance(parties, list) or not all(isinstance(p, dict) for p in parties):
+            return self.response(422, message={"parties": ["must be a list of objects."]})
+        return self._act(
+            lambda: services.submit_application(body, parties),
+            lambda s: {
+                "id": s.application.id,
+                "reference": s.application.reference,
+                "stage": s.application.stage,
+                "parties": [p.id for p in s.parties],
+            },
+            201,
+        )
+
+    @expose("/<int:pk>/stage", methods=["POST"])
+    @protect()
+    @safe
+    def stage(self, pk: int):
+        """Move the application (``{"stage": "approved", "note": "...", "settled_on": "..."}``).
+        ---
+        post:
+          responses:
+            200: {description: the new stage}
+            403: {description: a decision the caller may not take}
+            404: {$ref: '#/components/responses/404'}
+            409: {description: a move the state machine does not allow}
+        """
+        body = _body()
+        return self._act(
+            lambda: services.move_stage(
+                pk, body.get("stage", ""), body.get("note"), body.get("settled_on")
+            ),
+            lambda a: {"id": a.id, "reference": a.reference, "stage": a.stage},
+        )
+
+    @expose("/<int:pk>/repayment", methods=["POST"])
+    @protect()
+    @safe
+    def repayment(self, pk: int):
+        """Record money received (``{"amount": "2838.95", "received_on": "2026-02-28"}``).
+        ---
+        post:
+          responses:
+            201: {description: how it was allocated}
+            404: {$ref: '#/components/responses/404'}
+            422: {description: a bad amount, or more than the whole balance}
+        """
+        return self._act(
+            lambda: services.record_repayment(pk, _body()),
+            lambda r: {
+                "id": r.id,
+                "amount": str(r.amount),
+                "interest": str(r.interest_part),
+                "principal": str(r.principal_part),
+                "journal_entry_id": r.journal_entry_id,
+            },
+            201,
+        )
+
+    @expose("/<int:pk>/note", methods=["POST"])
+    @protect()
+    @safe
+    def note(self, pk: int):
+        """Add a note (``{"body": "...", "remind_on": "2026-12-01"}``).
+        ---
+        post:
+          responses:
+            201: {description: the note's id}
+            404: {$ref: '#/components/responses/404'}
+        """
+        body = _body()
+        return self._act(
+            lambda: services.add_note(pk, body.get("body"), body.get("remind_on")),
+            lambda n: {"id": n.id},
+            201,
+        )
+
+    @expose("/<int:pk>/fee", methods=["POST"])
+    @protect()
+    @safe
+    def fee(self, pk: int):
+        """Charge a fee (``{"fee_type": "valuation", "amount": "450.00"}``).
+        ---
+        post:
+          responses:
+            201: {description: the fee's id}
+            404: {$ref: '#/components/responses/404'}
+        """
+        return self._act(
+            lambda: services.add_fee(pk, _body()),
+            lambda f: {"id": f.id, "status": f.status, "amount": str(f.amount)},
+            201,
+        )
+
+    @expose("/<int:pk>/fee/<int:fee_id>/pay", methods=["POST"])
+    @protect()
+    @safe
+    def pay_fee(self, pk: int, fee_id: int):
+        """Record a fee's payment (``{"paid_on": "2026-02-01"}``).
+        ---
+        post:
+          responses:
+            200: {description: paid}
+            404: {$ref: '#/components/responses/404'}
+            409: {description: already paid}
+        """
+        return self._act(
+            lambda: services.pay_fee(pk, fee_id, _body().get("paid_on")),
+            lambda f: {"id": f.id, "status": f.status},
+        )
+
+
+class LoanProductApi(ServiceModelRestApi):
+    resource_name = "loanproduct"
+    datamodel = CrmSQLAInterface(LoanProduct)
+    class_permission_name = "LoanProduct"
+    prepare = staticmethod(services.prepare_product)
+    allow_browser_login = True
+    list_columns = show_columns = [
+        "id",
+        "name",
+        "loan_type",
+        "min_rate",
+        "max_rate",
+        "min_term_months",
+        "max_term_months",
+        "min_amount",
+        "max_amount",
+        "active",
+    ]
+    add_columns = edit_columns = list_columns[1:]
+
+
+class BrokerApi(ServiceModelRestApi):
+    resource_name = "broker"
+    datamodel = CrmSQLAInterface(Broker)
+    class_permission_name = "Broker"
+    prepare = staticmethod(services.prepare_broker)
+    allow_browser_login = True
+    list_columns = show_columns = [
+        "id",
+        "company",
+        "contact_name",
+        "email",
+        "phone",
+        "branch_id",
+        "user_id",
+        "commission_account_masked",
+        "active",
+    ]
+    add_columns = edit_columns = [
+        "company",
+        "contact_name",
+        "email",
+        "phone",
+        "branch_id",
+        "active",
+    ]
