@@ -101,7 +101,9 @@ class ApplicationForm(FlaskForm):
     amount = _text("Amount")
     term_months = _text("Term (months)")
     interest_rate = _text("Interest rate (% a year)")
-    repayment_frequency = SelectField("Repayment frequency", choices=_choices(FREQUENCIES))
+    repayment_frequency = SelectField(
+        "Repayment frequency", choices=_choices(FREQUENCIES), default="monthly"
+    )
     application_type = SelectField("Application type", choices=_choices(APPLICATION_TYPES))
     purpose = TextAreaField("Purpose", validators=[Optional()])
     estimated_settlement_date = _text("Estimated settlement", render_kw={"type": "date"})

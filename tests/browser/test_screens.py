@@ -98,6 +98,12 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "KYC report",
             "Audit log",
         ]
+        assert menu["Lending"] == [
+            "Loan applications",
+            "New application",
+            "Loan products",
+            "Brokers",
+        ]
         assert "Security" in menu
     elif role == "Agent":
         assert menu == {
@@ -113,6 +119,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
         assert menu == {
             "Tasks": ["My tasks", "Overdue", "All tasks", "Calendar"],
             "Communication": ["Notifications", "My preferences"],
+            "Lending": ["Loan applications", "New application", "Loan products", "Brokers"],
         }
 
 
