@@ -86,8 +86,10 @@ def parse_money(value: Any, field: str, required: bool = True, allow_zero: bool 
         if required:
             raise FieldError("is required.", field)
         return None
+    if isinstance(value, bool):
+        raise FieldError("is not an amount.", field)
     if isinstance(value, float):
-        value = repr(value)
+        value = repr(value)  # a JSON number: its shortest repr is what the sender wrote
     try:
         amount = Decimal(str(value).strip().replace(",", ""))
     except InvalidOperation as exc:

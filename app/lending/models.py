@@ -486,7 +486,8 @@ class LoanRepayment(Model):
         CheckConstraint(_one_of("method", PAYMENT_METHODS), name="ck_loan_repayment_method"),
         CheckConstraint("amount > 0", name="ck_loan_repayment_amount"),
         CheckConstraint(
-            "interest_part + principal_part = amount", name="ck_loan_repayment_allocated"
+            "round((interest_part + principal_part) * 100) = round(amount * 100)",
+            name="ck_loan_repayment_allocated",
         ),
         Index("ix_loan_repayment_application", "application_id", "received_on"),
     )

@@ -25,13 +25,13 @@ the first paid. Services add to the session; the caller commits.
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
 from app.core.errors import ConflictError, FieldError, NotFound
-from app.core.validators import clean_text
+from app.core.validators import clean_text, parse_money
 from app.documents.models import Document
 from app.extensions import db
 from app.ledger import services as ledger
@@ -44,11 +44,10 @@ from app.lending.models import (
     LoanRepayment,
     LoanRepaymentAllocation,
 )
-from app.lending.schedule import CENT, build_schedule
+from app.lending.schedule import build_schedule
 from app.security.scoping import current_actor
 
 ZERO = Decimal("0.00")
-MAX_AMOUNT = Decimal("9999999999999999.99")
 """The largest amount a money column (``Numeric(18, 2)``) holds; anything above is absurd."""
 
 
@@ -93,31 +92,6 @@ def settle(application: LoanApplication, settled_on: date) -> list[LoanInstalmen
 
 
 # ---- input checks ----
-
-
-def money_amount(value: object, field: str = "amount") -> Decimal:
-    """A positive amount in whole cents, given as a Decimal, an int or a string (never a
-    float: binary fractions are not cents). NaN, infinities, fractions of a cent, zero,
-    negatives and amounts no money column can hold are refused naming ``field``."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise FieldError("must be given as a decimal string or Decimal, not a float.", field)
-    if isinstance(value, str):
-        value = value.strip()
-    if not isinstance(value, (Decimal, int, str)):
-        raise FieldError("must be an amount of money.", field)
-    try:
-        amount = Decimal(value)
-    except (InvalidOperation, ValueError) as exc:
-        raise FieldError(f"{value!r} is not an amount of money.", field) from exc
-    if not amount.is_finite():
-        raise FieldError("must be a finite amount of money.", field)
-    if amount <= 0:
-        raise FieldError("must be more than zero.", field)
-    if amount > MAX_AMOUNT:
-        raise FieldError(f"is absurdly large (at most {MAX_AMOUNT}).", field)
-    if amount != amount.quantize(CENT):
-        raise FieldError(f"must be in whole cents; {amount} is not.", field)
-    return amount.quantize(CENT)
 
 
 def _a_date(value: object, field: str) -> date:
@@ -193,7 +167,7 @@ def record_repayment(
     it. Refused before anything is written when the loan is not settled, the amount is not a
     positive amount in whole cents or exceeds the payoff, the method is unknown, or the date is
     before settlement or in the future. The caller commits."""
-    amount = money_amount(amount, "amount")
+    amount = parse_money(amount, "amount")
     if method not in PAYMENT_METHODS:
         raise FieldError(f"must be one of {', '.join(PAYMENT_METHODS)}.", "method")
     reference = clean_text(reference, "reference", 100)
@@ -297,7 +271,7 @@ def charge_fee(
     The caller commits."""
     if fee_type not in FEE_TYPES:
         raise FieldError(f"must be one of {', '.join(FEE_TYPES)}.", "fee_type")
-    amount = money_amount(amount, "amount")
+    amount = parse_money(amount, "amount")
     if application.id is None:
         raise ConflictError("save the application before charging fees on it.")
     if invoice_document is not None and invoice_document.loan_application_id != application.id:

@@ -489,7 +489,8 @@ def upgrade():
         ),
         sa.CheckConstraint("amount > 0", name="ck_loan_repayment_amount"),
         sa.CheckConstraint(
-            "interest_part + principal_part = amount", name="ck_loan_repayment_allocated"
+            "round((interest_part + principal_part) * 100) = round(amount * 100)",
+            name="ck_loan_repayment_allocated",
         ),
         sa.ForeignKeyConstraint(
             ["application_id"],
