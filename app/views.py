@@ -8,6 +8,7 @@ from flask_appbuilder import AppBuilder
 
 def register_views(builder: AppBuilder) -> None:
     import app.ledger.models  # noqa: F401  (tables every desk posts to)
+    import app.lending.events  # noqa: F401  (loans on client timelines and calendars)
     import app.lending.models  # noqa: F401
     from app.audit.views import AuditLogApi, AuditLogView
     from app.clients.api import ClientApi, ClientContactApi, ClientDirectorApi

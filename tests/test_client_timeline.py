@@ -141,17 +141,20 @@ def test_a_later_desk_adds_its_events_by_registering_a_source(pg_client, history
 
     agent, client = history
 
-    @register_timeline_source("loan", "Loans")
-    def loan_events(client_id, before, limit):
-        return [TimelineEvent(at=utcnow() + timedelta(hours=1), kind="loan", title="Loan settled")]
+    # A kind no real desk registers, so taking it away again leaves the registry as it was.
+    @register_timeline_source("insurance", "Insurance")
+    def policy_events(client_id, before, limit):
+        return [
+            TimelineEvent(at=utcnow() + timedelta(hours=1), kind="insurance", title="Policy issued")
+        ]
 
     try:
         login(pg_client, agent.user.username)
         page = pg_client.get(f"/clientview/timeline/{client.id}").get_data(as_text=True)
     finally:
-        TIMELINE_SOURCES.pop("loan")
-    assert kinds_on(page)[0] == "loan" and "Loan settled" in page
-    assert 'value="loan"' in page  # and it can be filtered on
+        TIMELINE_SOURCES.pop("insurance")
+    assert kinds_on(page)[0] == "insurance" and "Policy issued" in page
+    assert 'value="insurance"' in page  # and it can be filtered on
 
 
 def test_the_timeline_costs_the_same_queries_for_a_long_history(pg_client, history):

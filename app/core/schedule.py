@@ -41,6 +41,9 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("retention", "app.leads.jobs.apply_retention", DAY, "default", 2 * HOUR),
     PeriodicJob("lead-rescore", "app.leads.jobs.rescore_leads", DAY, "default", 3 * HOUR),
     PeriodicJob("kyc-expiry", "app.kyc.jobs.run_kyc_expiry", DAY, "default", 1 * HOUR),
+    # Arrears first (00:30 UTC), reminders once the day's arrears are known (06:00 UTC).
+    PeriodicJob("loan-arrears", "app.lending.jobs.update_arrears", DAY, "default", 30 * MINUTE),
+    PeriodicJob("loan-reminders", "app.lending.jobs.send_loan_reminders", DAY, "default", 6 * HOUR),
 )
 
 BY_NAME = {job.name: job for job in PERIODIC_JOBS}
