@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -206,6 +207,29 @@ def _notify_address(
     db.session.add(row)
     db.session.info["crm_outbox_has_new"] = True
     return [row]
+
+
+def already_notified(event_keys: Iterable[str], batch: int = 500) -> set[str]:
+    """Which of these events (``notify`` keys) already have an outbox row on any channel: one
+    query a batch, so a sweep skips them without a query per event."""
+    event_keys = list(event_keys)
+    found: set[str] = set()
+    for start in range(0, len(event_keys), batch):
+        row_keys = {
+            f"{key}:{channel}": key
+            for key in event_keys[start : start + batch]
+            for channel in CHANNELS
+        }
+        found.update(
+            row_keys[row_key]
+            for row_key in db.session.scalars(
+                select(Notification.idempotency_key).where(
+                    Notification.idempotency_key.in_(row_keys)
+                ),
+                execution_options=UNSCOPED,
+            )
+        )
+    return found
 
 
 # ---- after commit: wake the dispatcher --------------------------------------------------

@@ -51,7 +51,7 @@ from flask import current_app
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.comms.models import CHANNELS, Notification
+from app.comms.services import already_notified
 from app.core.types import utcnow
 from app.extensions import db
 from app.lending.models import (
@@ -429,28 +429,6 @@ def note_reminders(today: date) -> tuple[list[LoanNote], list[Notice]]:
     return [note for note, _, _ in rows], notices
 
 
-def _already_notified(event_keys: Iterable[str], batch: int = 500) -> set[str]:
-    """Which of these events already have an outbox row (on any channel): one query a batch."""
-    event_keys = list(event_keys)
-    found: set[str] = set()
-    for start in range(0, len(event_keys), batch):
-        row_keys = {
-            f"{key}:{channel}": key
-            for key in event_keys[start : start + batch]
-            for channel in CHANNELS
-        }
-        found.update(
-            row_keys[row_key]
-            for row_key in db.session.scalars(
-                select(Notification.idempotency_key).where(
-                    Notification.idempotency_key.in_(row_keys)
-                ),
-                execution_options=UNSCOPED,
-            )
-        )
-    return found
-
-
 def _queue_reminders(today: date) -> dict[str, int]:
     from app.comms.services import notify
 
@@ -463,7 +441,7 @@ def _queue_reminders(today: date) -> dict[str, int]:
         *stale_stage_notices(today, int(config.get("CRM_LOAN_STALE_STAGE_DAYS", 14))),
         *note_notices,
     ]
-    done = _already_notified(notice.key for notice in notices)
+    done = already_notified(notice.key for notice in notices)
     counts = dict.fromkeys(KINDS, 0)
     for notice in notices:
         if notice.key in done:

@@ -12,7 +12,6 @@ is due and a ``task_overdue`` one once it is late, each at most once per due tim
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,8 +21,8 @@ from sqlalchemy import Select, inspect, select
 from sqlalchemy.orm import selectinload
 
 from app.clients.models import Client
-from app.comms.models import CHANNELS, Notification
-from app.comms.services import notify
+from app.comms.models import Notification
+from app.comms.services import already_notified, notify
 from app.core.errors import FieldError, PermissionDenied
 from app.core.types import utcnow
 from app.core.unit_of_work import without_autoflush
@@ -238,25 +237,6 @@ def _overdue_key(task: Task) -> str:
     return f"task-overdue:{task.id}:{task.due_at.isoformat()}"
 
 
-def _already_notified(event_keys: Iterable[str], batch: int = 500) -> set[str]:
-    """Which of these events already have an outbox row (on any channel): one query a batch."""
-    event_keys = list(event_keys)
-    found: set[str] = set()
-    for start in range(0, len(event_keys), batch):
-        chunk = event_keys[start : start + batch]
-        row_keys = {f"{key}:{channel}": key for key in chunk for channel in CHANNELS}
-        found.update(
-            row_keys[row_key]
-            for row_key in db.session.scalars(
-                select(Notification.idempotency_key).where(
-                    Notification.idempotency_key.in_(row_keys)
-                ),
-                execution_options=UNSCOPED,
-            )
-        )
-    return found
-
-
 OVERDUE_LOOKBACK = timedelta(days=30)
 
 
@@ -290,7 +270,7 @@ def send_task_reminders(now: datetime | None = None) -> dict[str, int]:
             execution_options=UNSCOPED,
         )
     )
-    done = _already_notified([_due_key(t) for t in due_soon] + [_overdue_key(t) for t in overdue])
+    done = already_notified([_due_key(t) for t in due_soon] + [_overdue_key(t) for t in overdue])
     report = {"task_due": 0, "task_overdue": 0}
     batches = (
         (due_soon, "task_due", _due_key, "Due soon: {title} ({due})", "Due"),
