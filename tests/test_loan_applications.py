@@ -291,3 +291,79 @@ def test_screen_shows_each_error_beside_its_input_and_saves_nothing(client, desk
     application = db.session.scalars(select(LoanApplication)).one()
     assert done.headers["Location"].endswith(f"/loanapplicationview/show/{application.id}")
     assert len(application.parties) == 2
+
+
+PDF = b"%PDF-1.4\n1 0 obj <</Type /Catalog>> endobj\ntrailer <</Root 1 0 R>>\n%%EOF\n"
+
+
+def test_page_actions_note_document_fee_with_invoice_and_payment(client, desk):
+    from io import BytesIO
+
+    from app.documents.models import Document
+
+    application = make_application(desk["bdm"], product=desk["product"], broker=desk["broker"])
+    db.session.commit()
+    show = f"/loanapplicationview/show/{application.id}"
+
+    # The broker adds a note with a reminder and uploads the signed form.
+    login(client, desk["broker_user"].user.username)
+    client.post(
+        f"/loanapplicationview/note/{application.id}",
+        data={"body": "Call the valuer", "remind_on": "2099-01-02"},
+    )
+    client.post(
+        f"/loanapplicationview/upload/{application.id}",
+        data={"doc_type": "signed_form", "file": (BytesIO(PDF), "signed.pdf")},
+        content_type="multipart/form-data",
+    )
+    page = client.get(show).get_data(as_text=True)
+    assert "Call the valuer" in page and "remind 2099-01-02" in page
+    document = db.session.scalars(select(Document)).one()
+    assert (document.doc_type, document.version) == ("signed_form", 1)
+    download = client.get(f"/loanapplicationview/file/{document.id}")
+    assert download.status_code == 200 and download.data == PDF
+    refused = client.post(
+        f"/loanapplicationview/fee/{application.id}", data={"fee_type": "legal", "amount": "1"}
+    )
+    assert refused.status_code == 403 or "Access is Denied" in str(refused.headers)
+
+    # The BDM charges a valuation fee with its invoice, then marks it paid; paying twice fails.
+    client.get("/logout/")
+    login(client, desk["bdm"].user.username)
+    client.post(
+        f"/loanapplicationview/fee/{application.id}",
+        data={"fee_type": "valuation", "amount": "450.00", "invoice": (BytesIO(PDF), "inv.pdf")},
+        content_type="multipart/form-data",
+    )
+    fee = db.session.scalars(select(LoanFee).where(LoanFee.fee_type == "valuation")).one()
+    assert fee.amount == Decimal("450.00") and fee.invoice_document.doc_type == "invoice"
+    client.post(f"/loanapplicationview/fee/{application.id}/pay/{fee.id}", data={})
+    db.session.expire_all()
+    assert db.session.get(LoanFee, fee.id).status == "paid"
+    again = client.post(
+        f"/loanapplicationview/fee/{application.id}/pay/{fee.id}", data={}, follow_redirects=True
+    )
+    assert "already paid" in again.get_data(as_text=True)
+    page = client.get(show).get_data(as_text=True)
+    assert "Valuation fee on" in page  # the ledger tab lists the charge and the payment
+
+
+def test_bdm_sees_only_the_brokers_they_work_with(client, desk):
+    mine = auth(client, desk["bdm"])
+    listed = client.get("/api/v1/broker/", headers=mine).json["result"]
+    assert [row["company"] for row in listed] == [desk["broker"].company]
+    theirs = client.get(f"/api/v1/broker/{desk['broker2'].id}", headers=mine)
+    assert theirs.status_code == 404
+
+
+def test_loan_terms_are_fixed_once_approved(client, desk):
+    application = make_application(desk["bdm"], product=desk["product"], stage="approved")
+    db.session.commit()
+    answer = client.put(
+        f"/api/v1/loanapplication/{application.id}",
+        json={"amount": "450000.00"},
+        headers=auth(client, desk["bdm"]),
+    )
+    assert answer.status_code == 409 and "fixed" in str(answer.json["message"])
+    db.session.expire_all()
+    assert db.session.get(LoanApplication, application.id).amount == Decimal("500000.00")

@@ -45,7 +45,6 @@ from app.lending.models import (
     FREQUENCIES,
     LOAN_TYPES,
     MARITAL_STATUSES,
-    OPEN_STAGES,
     PARTY_ROLES,
     PARTY_TYPES,
     RESIDENCIES,
@@ -76,6 +75,8 @@ DECIDING = frozenset({"approved", "declined", "settled", "closed"})
 """Moves to these stages are credit decisions (permission ``decide``)."""
 NEEDS_REASON = frozenset({"declined", "withdrawn"})
 SUBMIT_STAGES = ("inquiry", "application")
+TERMS_EDITABLE = ("inquiry", "application", "assessment")
+"""Amount, term and rate may change until approval (which is given on those terms)."""
 
 
 class FormErrors(DomainError):
@@ -612,14 +613,23 @@ def record_repayment(application_id: Any, data: Mapping[str, Any]):
     )
 
 
-def add_fee(application_id: Any, data: Mapping[str, Any]):
+def add_fee(
+    application_id: Any,
+    data: Mapping[str, Any],
+    invoice: tuple[str | None, bytes] | None = None,
+):
+    """Charge a fee, with its invoice file (name, bytes) stored as the application's next
+    ``invoice`` document when one is given."""
     actor = current_actor()
     if not may(actor, DECIDE):
         raise PermissionDenied("charging fees is for BDMs and managers.")
     application = get_application(application_id)
-    return servicing.charge_fee(
-        application, data.get("fee_type"), parse_money(data.get("amount"), "amount")
-    )
+    amount = parse_money(data.get("amount"), "amount")
+    parse_choice(data.get("fee_type"), "fee_type", FEE_TYPES)
+    document = upload_document(application.id, "invoice", *invoice) if invoice else None
+    if document is not None:
+        db.session.flush()
+    return servicing.charge_fee(application, data.get("fee_type"), amount, document)
 
 
 def pay_fee(application_id: Any, fee_id: Any, paid_on: Any = None):
@@ -656,7 +666,7 @@ def _roles_of(user_ids: list[int]) -> dict[int, set[str]]:
 
 @without_autoflush
 def prepare_edit(application: LoanApplication) -> LoanApplication:
-    """Loan details change only while the application is open, within its product's limits."""
+    """Amount, term and rate change only before approval, within the product's limits."""
     from sqlalchemy import inspect as sa_inspect
 
     state = sa_inspect(application)
@@ -666,7 +676,7 @@ def prepare_edit(application: LoanApplication) -> LoanApplication:
         state.attrs[name].history.has_changes()
         for name in ("amount", "term_months", "interest_rate")
     )
-    if stage not in OPEN_STAGES and money_changed:
+    if stage not in TERMS_EDITABLE and money_changed:
         raise ConflictError(
             f"{application.reference} is {stage}: its amount, term and rate are fixed.", "amount"
         )

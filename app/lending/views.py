@@ -354,7 +354,7 @@ class LoanApplicationView(ServiceModelView):
     def fee(self, pk: int):
         return self._act(
             pk,
-            lambda: services.add_fee(pk, request.form),
+            lambda: services.add_fee(pk, request.form, _invoice()),
             lambda fee: f"{fee.fee_type.capitalize()} fee of {fee.amount:,.2f} charged.",
         )
 
@@ -395,6 +395,13 @@ class LoanApplicationView(ServiceModelView):
         if download.url:
             return redirect(download.url)
         return file_response(download)
+
+
+def _invoice() -> tuple[str | None, bytes] | None:
+    upload = request.files.get("invoice")
+    if upload is None or not upload.filename:
+        return None
+    return upload.filename, upload.read()
 
 
 def _tabs(application: LoanApplication) -> dict[str, Any]:
