@@ -103,8 +103,10 @@ def seed_demo(lead_count: int = 60, seed: int = 7) -> dict | None:
     clients = _demo_clients(rng, agents)
     db.session.flush()
     _demo_kyc_case(agents[0])
+    loans = _demo_lending(profiles["bdm"], profiles["broker"])
     return {
         "clients": clients,
+        "loans": loans,
         "branches": len(branches),
         "leads": lead_count,
         "logins": [(username, role) for username, role, *_ in STAFF],
@@ -222,3 +224,93 @@ def _demo_kyc_case(agent) -> None:
         )
     case = open_case(client.id, actor)
     submit_case(case.id, actor)
+
+
+def _demo_lending(bdm, broker_profile) -> int:
+    """Products with fees, the demo broker working with the demo BDM, and three applications:
+    one being assessed, one approved, one settled a few months ago with repayments made."""
+    from decimal import Decimal
+
+    from app.ledger.services import seed_chart
+    from app.lending import services
+    from app.lending.models import Broker, LoanProduct, LoanProductFee
+    from app.lending.servicing import record_repayment
+
+    seed_chart()
+    home = LoanProduct(
+        name="Owner-occupier home loan",
+        loan_type="residential",
+        min_rate=Decimal("4.5"),
+        max_rate=Decimal("9.5"),
+        min_term_months=60,
+        max_term_months=360,
+        min_amount=Decimal("50000"),
+        max_amount=Decimal("3000000"),
+    )
+    home.fee_templates.append(LoanProductFee(fee_type="application", amount=Decimal("600.00")))
+    business = LoanProduct(
+        name="Business term loan",
+        loan_type="business",
+        min_rate=Decimal("6.0"),
+        max_rate=Decimal("18.0"),
+        min_term_months=6,
+        max_term_months=120,
+        min_amount=Decimal("20000"),
+        max_amount=Decimal("2000000"),
+    )
+    broker = Broker(
+        company="Harbour Mortgage Brokers",
+        contact_name="Chloe Martin",
+        email="chloe@harbour.example",
+        branch_id=broker_profile.branch_id,
+        user_id=broker_profile.user_id,
+    )
+    broker.bdms.append(bdm.user)
+    db.session.add_all([home, business, broker])
+    db.session.flush()
+
+    def borrower(first: str, last: str) -> dict:
+        return {
+            "role": "borrower",
+            "party_type": "individual",
+            "first_name": first,
+            "last_name": last,
+            "email": f"{first.lower()}.{last.lower()}@example.com",
+            "annual_income": "120000",
+        }
+
+    made = []
+    for amount, product, people, stages in (
+        (
+            "650000",
+            home,
+            [borrower("Emma", "Clarke"), borrower("Oliver", "Clarke")],
+            ["assessment"],
+        ),
+        ("240000", business, [borrower("Noah", "Patel")], ["assessment", "approved"]),
+        ("500000", home, [borrower("Ava", "Nguyen")], ["assessment", "approved", "settled"]),
+    ):
+        submitted = services.submit_application(
+            {
+                "product_id": product.id,
+                "amount": amount,
+                "term_months": 360 if product is home else 60,
+                "interest_rate": "5.5" if product is home else "9.0",
+                "repayment_frequency": "monthly",
+                "broker_id": broker.id,
+                "bdm_id": bdm.user_id,
+                "purpose": "Demo application",
+            },
+            people,
+        )
+        settled_on = utcnow().date() - timedelta(days=100)
+        for stage in stages:
+            services.move_stage(submitted.application.id, stage, settled_on=settled_on)
+        made.append(submitted.application)
+    settled = made[-1]
+    db.session.flush()
+    for months in (1, 2):
+        record_repayment(
+            settled, settled.instalment_amount, utcnow().date() - timedelta(days=100 - 30 * months)
+        )
+    return len(made)
