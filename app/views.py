@@ -29,6 +29,7 @@ def register_views(builder: AppBuilder) -> None:
     from app.leads.import_api import LeadImportApi
     from app.leads.import_views import LeadImportView
     from app.leads.views import InteractionView, LeadView
+    from app.ledger.views import AccountView, JournalView, TrialBalanceView
     from app.lending.api import BrokerApi, LoanApplicationApi, LoanProductApi
     from app.lending.views import (
         BrokerView,
@@ -109,6 +110,17 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view(MessageLogView, "Message log", icon="fa-list", category="Communication")
     builder.add_view(PreferenceView, "Preferences", icon="fa-sliders", category="Communication")
     builder.add_view(JobsView, "Jobs", icon="fa-cogs", category="Communication")
+    builder.add_view(
+        AccountView,
+        "Chart of accounts",
+        icon="fa-list-ol",
+        category="Accounts",
+        category_icon="fa-book",
+    )
+    builder.add_view(JournalView, "Journal", icon="fa-book", category="Accounts")
+    builder.add_view(
+        TrialBalanceView, "Trial balance", icon="fa-balance-scale", category="Accounts"
+    )
     for api in (
         LeadApi,
         LeadImportApi,

@@ -7,6 +7,9 @@ desks name accounts by code. The trial balance is one grouped query.
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -17,8 +20,10 @@ from sqlalchemy import func, select
 
 from app.core.errors import ConflictError, FieldError, NotFound
 from app.core.types import utcnow
+from app.core.unit_of_work import without_autoflush
+from app.core.validators import clean_text
 from app.extensions import db
-from app.ledger.models import Account, JournalEntry, JournalLine
+from app.ledger.models import ACCOUNT_CLASSES, Account, JournalEntry, JournalLine
 from app.security.scoping import UNSCOPED, current_actor
 
 CENT = Decimal("0.01")
@@ -63,6 +68,53 @@ def seed_chart() -> int:
         )
     db.session.flush()
     return len(missing)
+
+
+ACCOUNT_CODE = re.compile(r"[0-9A-Z][0-9A-Z.-]*")
+
+
+@without_autoflush
+def prepare_account(account: Account) -> Account:
+    """Check a new account before it is saved: a unique code of letters, digits, dots and
+    dashes, a name, one of the account classes; kept in the books' currency."""
+    code = clean_text(account.code, "code", 20, required=True).upper()
+    if not ACCOUNT_CODE.fullmatch(code):
+        raise FieldError("uses letters, digits, dots and dashes only.", "code")
+    clash = db.session.scalar(
+        select(Account.id).where(Account.code == code, Account.id != account.id)
+        if account.id is not None
+        else select(Account.id).where(Account.code == code),
+        execution_options=UNSCOPED,
+    )
+    if clash is not None:
+        raise ConflictError(f"account {code} already exists.", "code")
+    account.code = code
+    account.name = clean_text(account.name, "name", 120, required=True)
+    if account.account_class not in ACCOUNT_CLASSES:
+        raise FieldError(f"must be one of {', '.join(ACCOUNT_CLASSES)}.", "account_class")
+    account.currency = base_currency()
+    if account.active is None:
+        account.active = True
+    return account
+
+
+def check_account_removable(account: Account) -> None:
+    """An account can be deleted only while nothing was posted to it, and never one of the
+    chart's accounts the desks post to."""
+    if account.code in CHART:
+        raise ConflictError(
+            f"account {account.code} is part of the standard chart the desks post to; "
+            "it cannot be deleted."
+        )
+    lines = db.session.scalar(
+        select(func.count(JournalLine.id)).where(JournalLine.account_id == account.id),
+        execution_options=UNSCOPED,
+    )
+    if lines:
+        raise ConflictError(
+            f"account {account.code} has {lines} journal line(s); an account with postings "
+            "cannot be deleted."
+        )
 
 
 def accounts_by_code(codes: Iterable[str]) -> dict[str, Account]:
@@ -151,6 +203,11 @@ def reverse(entry_id: int, entry_date: date, reason: str) -> JournalEntry:
     reason = (reason or "").strip()
     if not reason:
         raise FieldError("say why the entry is reversed.", "reason")
+    if entry_date < entry.entry_date:
+        raise FieldError(
+            f"a reversal cannot be dated before the entry it reverses ({entry.entry_date}).",
+            "entry_date",
+        )
     mirror = post(
         entry_date,
         f"Reversal of JE-{entry.id}: {reason}",
@@ -176,27 +233,93 @@ class TrialBalanceRow:
 
 
 def trial_balance(as_of: date | None = None) -> list[TrialBalanceRow]:
-    """Debits and credits per account (one grouped query), up to ``as_of`` inclusive."""
+    """Debits and credits per account (one grouped query), up to ``as_of`` inclusive. Every
+    account has a row, also one whose only postings are dated after ``as_of``."""
+    lines = select(JournalLine.account_id, JournalLine.debit, JournalLine.credit)
+    if as_of is not None:
+        lines = lines.join(JournalEntry, JournalEntry.id == JournalLine.entry_id).where(
+            JournalEntry.entry_date <= as_of
+        )
+    lines = lines.subquery()
     query = (
         select(
             Account.code,
             Account.name,
             Account.account_class,
-            func.coalesce(func.sum(JournalLine.debit), 0),
-            func.coalesce(func.sum(JournalLine.credit), 0),
+            func.coalesce(func.sum(lines.c.debit), 0),
+            func.coalesce(func.sum(lines.c.credit), 0),
         )
         .select_from(Account)
-        .outerjoin(JournalLine, JournalLine.account_id == Account.id)
-        .outerjoin(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+        .outerjoin(lines, lines.c.account_id == Account.id)
         .group_by(Account.code, Account.name, Account.account_class)
         .order_by(Account.code)
     )
-    if as_of is not None:
-        query = query.where((JournalEntry.entry_date <= as_of) | (JournalEntry.id.is_(None)))
     return [
         TrialBalanceRow(code, name, klass, money(dr), money(cr))
         for code, name, klass, dr, cr in db.session.execute(query, execution_options=UNSCOPED)
     ]
+
+
+@dataclass(frozen=True)
+class TrialBalance:
+    as_of: date | None
+    rows: list[TrialBalanceRow]
+
+    @property
+    def total_debit(self) -> Decimal:
+        return sum((row.debit for row in self.rows), Decimal("0.00"))
+
+    @property
+    def total_credit(self) -> Decimal:
+        return sum((row.credit for row in self.rows), Decimal("0.00"))
+
+    @property
+    def difference(self) -> Decimal:
+        return self.total_debit - self.total_credit
+
+    @property
+    def balanced(self) -> bool:
+        return self.difference == 0
+
+
+def parse_as_of(raw: str | None) -> date | None:
+    """The trial balance's ``as_of`` filter: empty for everything, else a YYYY-MM-DD date."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise FieldError(f"{raw[:40]!r} is not a date; use YYYY-MM-DD.", "as_of") from exc
+
+
+def trial_balance_report(as_of: date | None = None) -> TrialBalance:
+    return TrialBalance(as_of, trial_balance(as_of))
+
+
+def _text_cell(value: str) -> str:
+    """Text a spreadsheet would not run as a formula."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def trial_balance_csv(report: TrialBalance) -> str:
+    """One row per account (balance positive for debit), then the totals."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["code", "account", "class", "debit", "credit", "balance (debit +)"])
+    for row in report.rows:
+        writer.writerow(
+            [
+                _text_cell(row.code),
+                _text_cell(row.name),
+                row.account_class,
+                row.debit,
+                row.credit,
+                row.balance,
+            ]
+        )
+    writer.writerow(["", "Total", "", report.total_debit, report.total_credit, report.difference])
+    return out.getvalue()
 
 
 def entries_for(source: object) -> list[JournalEntry]:
