@@ -13,8 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, time, timedelta
 
-from flask_appbuilder.security.sqla.models import Role, User, assoc_user_role
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.clients.models import Client
@@ -23,6 +22,7 @@ from app.documents.models import Document
 from app.extensions import db
 from app.kyc.models import KycExpiryAlert
 from app.kyc.report import current_client_documents
+from app.org.services import active_users_with_role
 from app.security.scoping import UNSCOPED
 
 log = logging.getLogger(__name__)
@@ -40,18 +40,6 @@ def stage_for(expires_on: date, today: date) -> str | None:
     if days <= 30:
         return "30"
     return None
-
-
-def _compliance_officers() -> list[int]:
-    return list(
-        db.session.scalars(
-            select(User.id)
-            .join(assoc_user_role, assoc_user_role.c.user_id == User.id)
-            .join(Role, and_(Role.id == assoc_user_role.c.role_id, Role.name == "Compliance"))
-            .where(User.active.is_(True)),
-            execution_options=UNSCOPED,
-        )
-    )
 
 
 def check_document_expiry(today: date | None = None) -> dict[str, int]:
@@ -75,7 +63,7 @@ def check_document_expiry(today: date | None = None) -> dict[str, int]:
             execution_options=UNSCOPED,
         )
     }
-    officers = _compliance_officers() if due else []
+    officers = active_users_with_role("Compliance") if due else []
     counts = {"30": 0, "7": 0, "expired": 0}
     for document, stage in due:
         if stage is None or (document.id, stage) in done:

@@ -17,7 +17,7 @@ from sqlalchemy import func, inspect, select
 from app.core.errors import ConflictError, FieldError, PermissionDenied
 from app.core.types import utcnow
 from app.core.unit_of_work import without_autoflush
-from app.core.validators import clean_text, normalise_email, normalise_phone
+from app.core.validators import clean_text, normalise_email, normalise_phone, parse_choice
 from app.extensions import db
 from app.leads.models import (
     INTERACTION_KINDS,
@@ -62,16 +62,6 @@ def check_lead_phone(value: Any) -> str | None:
     return normalise_phone(value, phone_region(), "phone")
 
 
-def _check_choice(value: Any, choices: tuple[str, ...], field: str, required: bool) -> str | None:
-    if value in (None, ""):
-        if required:
-            raise FieldError("is required.", field)
-        return None
-    if value not in choices:
-        raise FieldError(f"must be one of: {', '.join(choices)}.", field)
-    return value
-
-
 def _previous_value(obj: object, attribute: str) -> Any:
     history = inspect(obj).attrs[attribute].history
     if history.deleted:
@@ -102,9 +92,9 @@ def prepare_lead(
         raise FieldError("a lead needs an e-mail address or a phone number.", "email")
     if check_duplicates and (lead.status in OPEN_LEAD_STATUSES or lead.status is None):
         refuse_exact_duplicate(lead.email, lead.phone, exclude_lead_id=lead.id)
-    lead.source = _check_choice(lead.source or "manual", LEAD_SOURCES, "source", True)
-    lead.investment_capacity = _check_choice(
-        lead.investment_capacity, INVESTMENT_CAPACITY_BANDS, "investment_capacity", False
+    lead.source = parse_choice(lead.source or "manual", "source", LEAD_SOURCES, True)
+    lead.investment_capacity = parse_choice(
+        lead.investment_capacity, "investment_capacity", INVESTMENT_CAPACITY_BANDS, False
     )
     _check_status_change(lead)
     _assign(lead, actor, agent_branches)
@@ -186,7 +176,7 @@ def find_exact_duplicates(
 
 
 def _check_status_change(lead: Lead) -> None:
-    new_status = _check_choice(lead.status or "new", LEAD_STATUSES, "status", True)
+    new_status = parse_choice(lead.status or "new", "status", LEAD_STATUSES, True)
     old_status = _previous_value(lead, "status") if inspect(lead).persistent else None
     if old_status is None:
         if new_status not in ("new", "contacted", "qualified"):
@@ -250,7 +240,7 @@ def _assign(
 def prepare_interaction(interaction: Interaction, actor: Actor | None = None) -> Interaction:
     """Clean and check an interaction; the author is the signed-in user."""
     actor = actor if actor is not None else current_actor()
-    interaction.kind = _check_choice(interaction.kind, INTERACTION_KINDS, "kind", True)
+    interaction.kind = parse_choice(interaction.kind, "kind", INTERACTION_KINDS, True)
     interaction.outcome = clean_text(interaction.outcome, "outcome", 200)
     interaction.body = clean_text(interaction.body, "body", 10_000)
     from app.clients.models import Client

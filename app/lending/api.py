@@ -15,7 +15,7 @@ from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
 from app.core.errors import DomainError
 from app.extensions import db
 from app.lending import services
-from app.lending.models import Broker, LoanApplication, LoanProduct
+from app.lending.models import EDITABLE_COLUMNS, Broker, LoanApplication, LoanProduct
 from app.lending.views import APPLICATION_PERMISSIONS
 from app.security.roles import API_METHOD_ACTIONS, DECIDE, REPAY
 
@@ -89,23 +89,7 @@ class LoanApplicationApi(ServiceModelRestApi):
 
     list_columns = APPLICATION_COLUMNS
     show_columns = APPLICATION_COLUMNS
-    edit_columns = [
-        "amount",
-        "term_months",
-        "interest_rate",
-        "purpose",
-        "estimated_settlement_date",
-        "signed_by",
-        "signature_date",
-        "valuer_company",
-        "valuer_contact",
-        "valuer_phone",
-        "valuer_email",
-        "qs_company",
-        "qs_contact",
-        "qs_phone",
-        "qs_email",
-    ]
+    edit_columns = EDITABLE_COLUMNS
     search_columns = ["reference", "stage", "bdm_id", "broker_id", "branch_id", "arrears_bucket"]
     order_columns = ["id", "reference", "stage", "amount", "stage_changed_at"]
 

@@ -66,6 +66,24 @@ FEE_STATUSES = ("waiting", "paid")
 INSTALMENT_STATUSES = ("scheduled", "partial", "paid", "late")
 PAYMENT_METHODS = ("bank_transfer", "direct_debit", "card", "cheque", "cash")
 ARREARS_BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
+EDITABLE_COLUMNS = [
+    "amount",
+    "term_months",
+    "interest_rate",
+    "purpose",
+    "estimated_settlement_date",
+    "signed_by",
+    "signature_date",
+    "valuer_company",
+    "valuer_contact",
+    "valuer_phone",
+    "valuer_email",
+    "qs_company",
+    "qs_contact",
+    "qs_phone",
+    "qs_email",
+]
+"""What an application's edit screen and API change (through ``services.prepare_edit``)."""
 
 
 class LoanProduct(Model):

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from flask_appbuilder.security.sqla.models import Role, User, assoc_user_role
+from flask_appbuilder.security.sqla.models import Role, assoc_user_role
 from sqlalchemy import func, select
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.in_ import pan as in_pan
@@ -57,6 +57,7 @@ from app.lending.models import (
     LoanProductFee,
     LoanStageEvent,
 )
+from app.org.services import active_users_with_role
 from app.security.roles import DECIDE, REPAY, allowed
 from app.security.scoping import UNSCOPED, Actor, current_actor
 
@@ -160,18 +161,6 @@ def _not_future(value: Any, field: str) -> date | None:
     if day is not None and day > utcnow().date():
         raise FieldError("cannot be in the future.", field)
     return day
-
-
-def _loan_officers() -> set[int]:
-    return set(
-        db.session.scalars(
-            select(User.id)
-            .join(assoc_user_role, assoc_user_role.c.user_id == User.id)
-            .join(Role, Role.id == assoc_user_role.c.role_id)
-            .where(Role.name == "LoanOfficer", User.active.is_(True)),
-            execution_options=UNSCOPED,
-        )
-    )
 
 
 def broker_of(actor: Actor | None) -> Broker | None:
@@ -300,7 +289,7 @@ def _people(c: _Collector, data: Mapping[str, Any], actor, values: dict[str, Any
         bdm_id = actor.user_id
     if bdm_id is None:
         c.fail("bdm_id", "choose the BDM (a loan officer) for this application.")
-    elif bdm_id not in _loan_officers():
+    elif bdm_id not in active_users_with_role("LoanOfficer"):
         c.fail("bdm_id", "is not an active loan officer.")
     elif (
         broker is not None and own_broker is not None and bdm_id not in {u.id for u in broker.bdms}

@@ -27,6 +27,7 @@ from app.ledger.services import entries_for
 from app.lending import services
 from app.lending.forms import ApplicationForm, PartyForm
 from app.lending.models import (
+    EDITABLE_COLUMNS,
     FEE_TYPES,
     LOAN_TYPES,
     OPEN_STAGES,
@@ -239,23 +240,7 @@ class LoanApplicationView(ServiceModelView):
         "created_by",
         "created_at",
     ]
-    edit_columns = [
-        "amount",
-        "term_months",
-        "interest_rate",
-        "purpose",
-        "estimated_settlement_date",
-        "signed_by",
-        "signature_date",
-        "valuer_company",
-        "valuer_contact",
-        "valuer_phone",
-        "valuer_email",
-        "qs_company",
-        "qs_contact",
-        "qs_phone",
-        "qs_email",
-    ]
+    edit_columns = EDITABLE_COLUMNS
     search_columns = ["reference", "stage", "bdm", "broker", "branch", "arrears_bucket"]
     order_columns = ["reference", "stage", "amount", "stage_changed_at"]
     base_order = ("id", "desc")

@@ -135,3 +135,20 @@ def least_busy_agent(branch_id: int) -> int | None:
         .limit(1)
     )
     return db.session.execute(query, execution_options=UNSCOPED).scalar()
+
+
+def active_users_with_role(role: str) -> list[int]:
+    """Ids of the active users holding ``role`` (one query, across every branch)."""
+    from flask_appbuilder.security.sqla.models import Role, User, assoc_user_role
+
+    from app.security.scoping import UNSCOPED
+
+    return list(
+        db.session.scalars(
+            select(User.id)
+            .join(assoc_user_role, assoc_user_role.c.user_id == User.id)
+            .join(Role, Role.id == assoc_user_role.c.role_id)
+            .where(Role.name == role, User.active.is_(True)),
+            execution_options=UNSCOPED,
+        )
+    )

@@ -125,4 +125,6 @@ def test_broker_submits_bdm_settles_repayment_balances(page: Page, lending_world
     # The books balance.
     _switch_user(page, "admin.lend")
     page.goto("/trialbalance/")
-    expect(page.locator("#trial-balance-status")).to_contain_text("balance")
+    expect(page.locator("#trial-balance-status")).to_contain_text("Balanced: debits equal credits")
+    loans_row = page.locator("#trial-balance tr", has_text="Loans receivable")
+    expect(loans_row).to_contain_text("499,452.72")  # 500,000.00 lent less 547.28 repaid

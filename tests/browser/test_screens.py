@@ -104,6 +104,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Loan products",
             "Brokers",
         ]
+        assert menu["Accounts"] == ["Chart of accounts", "Journal", "Trial balance"]
         assert "Security" in menu
     elif role == "Agent":
         assert menu == {
