@@ -280,3 +280,10 @@ def make_lead_in_thread(n, i, agent_id, branch_id):
         assigned_agent_id=agent_id,
         branch_id=branch_id,
     )
+
+
+def test_logout_without_a_session_goes_to_the_login_page(client):
+    before = len(_rows(action="logout"))
+    response = client.get("/logout/")
+    assert response.status_code == 302  # an expired session or a second tab: no error page
+    assert len(_rows(action="logout")) == before

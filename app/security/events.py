@@ -31,6 +31,8 @@ class PermissionDenialRecorder(logging.Handler):
 def _record_logout(sender: Flask, user) -> None:
     from app.core.audit import record_event
 
+    if not getattr(user, "is_authenticated", False):
+        return  # /logout/ opened with no session (expired, or a second tab): nothing to record
     record_event("logout", actor_id=user.id, actor_name=user.username)
 
 
