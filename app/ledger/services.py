@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from app.core.errors import ConflictError, FieldError, NotFound
 from app.core.types import utcnow
 from app.core.unit_of_work import without_autoflush
-from app.core.validators import clean_text
+from app.core.validators import clean_text, parse_date
 from app.extensions import db
 from app.ledger.models import ACCOUNT_CLASSES, Account, JournalEntry, JournalLine
 from app.security.scoping import UNSCOPED, current_actor
@@ -284,13 +284,7 @@ class TrialBalance:
 
 def parse_as_of(raw: str | None) -> date | None:
     """The trial balance's ``as_of`` filter: empty for everything, else a YYYY-MM-DD date."""
-    raw = (raw or "").strip()
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise FieldError(f"{raw[:40]!r} is not a date; use YYYY-MM-DD.", "as_of") from exc
+    return parse_date(raw, "as_of")
 
 
 def trial_balance_report(as_of: date | None = None) -> TrialBalance:

@@ -5,7 +5,6 @@ Entries are never edited or deleted here; a wrong entry is cancelled by a revers
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 
 from flask import Response, abort, flash, g, redirect, request, url_for
@@ -20,6 +19,7 @@ from app.core.crud import CrmSQLAInterface, ServiceModelView
 from app.core.errors import ConflictError, DomainError, NotFound
 from app.core.forms import choice_field, display_choice, display_timestamp
 from app.core.types import utcnow
+from app.core.validators import parse_date
 from app.extensions import db
 from app.ledger import services
 from app.ledger.models import ACCOUNT_CLASSES, Account, JournalEntry, JournalLine
@@ -233,7 +233,7 @@ class JournalView(_NoButtonsForMissingRoutes, ServiceModelView):
     def reverse(self, pk: int):
         """Cancel the entry with its mirror image; a refusal is flashed and audited."""
         try:
-            entry_date = _reversal_date(request.form.get("entry_date"))
+            entry_date = parse_date(request.form.get("entry_date"), "entry_date") or utcnow().date()
             mirror = services.reverse(pk, entry_date, request.form.get("reason", ""))
             db.session.commit()
         except NotFound:
@@ -248,18 +248,6 @@ class JournalView(_NoButtonsForMissingRoutes, ServiceModelView):
             return redirect(url_for(f"{self.endpoint}.show", pk=pk))
         flash(f"JE-{pk} reversed by JE-{mirror.id}.", "success")
         return redirect(url_for(f"{self.endpoint}.show", pk=mirror.id))
-
-
-def _reversal_date(raw: str | None) -> date:
-    from app.core.errors import FieldError
-
-    raw = (raw or "").strip()
-    if not raw:
-        return utcnow().date()
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise FieldError(f"{raw[:40]!r} is not a date; use YYYY-MM-DD.", "entry_date") from exc
 
 
 class TrialBalanceView(BaseView):

@@ -193,6 +193,35 @@ def _contact(c: _Collector, prefix: str, data: Mapping[str, Any]) -> dict[str, A
     }
 
 
+def _terms(c: _Collector, data: Mapping[str, Any], product: LoanProduct | None):
+    """Amount, term and rate, each checked, and within the product's limits when it is known:
+    one rule for submitting an application and for editing it."""
+    amount = c.take("amount", parse_money, data.get("amount"), "amount")
+    term = c.take("term_months", parse_int, data.get("term_months"), "term_months", 1, 600)
+    rate = c.take(
+        "interest_rate",
+        parse_decimal,
+        data.get("interest_rate"),
+        "interest_rate",
+        Decimal(0),
+        Decimal(100),
+    )
+    if product is None:
+        return amount, term, rate
+    limits = (
+        ("amount", amount, product.min_amount, product.max_amount, "{:,}"),
+        ("term_months", term, product.min_term_months, product.max_term_months, "{} months"),
+        ("interest_rate", rate, product.min_rate, product.max_rate, "{}%"),
+    )
+    for field, value, low, high, shape in limits:
+        if value is not None and not low <= value <= high:
+            c.fail(
+                field,
+                f"must be between {shape.format(low)} and {shape.format(high)} for {product.name}.",
+            )
+    return amount, term, rate
+
+
 def _loan_fields(c: _Collector, data: Mapping[str, Any], actor: Actor | None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     product = None
@@ -204,34 +233,7 @@ def _loan_fields(c: _Collector, data: Mapping[str, Any], actor: Actor | None) ->
         if product is None:
             c.fail("product_id", "no such active loan product.")
     values["product_id"] = product_id
-    amount = c.take("amount", parse_money, data.get("amount"), "amount")
-    term = c.take("term_months", parse_int, data.get("term_months"), "term_months", 1, 600)
-    rate = c.take(
-        "interest_rate",
-        parse_decimal,
-        data.get("interest_rate"),
-        "interest_rate",
-        Decimal(0),
-        Decimal(100),
-    )
-    if product is not None:
-        if amount is not None and not product.min_amount <= amount <= product.max_amount:
-            c.fail(
-                "amount",
-                f"must be between {product.min_amount:,} and {product.max_amount:,} "
-                f"for {product.name}.",
-            )
-        if term is not None and not product.min_term_months <= term <= product.max_term_months:
-            c.fail(
-                "term_months",
-                f"must be between {product.min_term_months} and {product.max_term_months} "
-                f"months for {product.name}.",
-            )
-        if rate is not None and not product.min_rate <= rate <= product.max_rate:
-            c.fail(
-                "interest_rate",
-                f"must be between {product.min_rate}% and {product.max_rate}% for {product.name}.",
-            )
+    amount, term, rate = _terms(c, data, product)
     values.update(amount=amount, term_months=term, interest_rate=rate)
     values["repayment_frequency"] = c.take(
         "repayment_frequency",
@@ -670,28 +672,13 @@ def prepare_edit(application: LoanApplication) -> LoanApplication:
             f"{application.reference} is {stage}: its amount, term and rate are fixed.", "amount"
         )
     c = _Collector()
-    product = application.product
-    amount = c.take("amount", parse_money, application.amount, "amount")
-    term = c.take("term_months", parse_int, application.term_months, "term_months", 1, 600)
-    rate = c.take(
-        "interest_rate",
-        parse_decimal,
-        application.interest_rate,
-        "interest_rate",
-        Decimal(0),
-        Decimal(100),
-    )
-    if amount is not None and not product.min_amount <= amount <= product.max_amount:
-        c.fail("amount", f"must be between {product.min_amount:,} and {product.max_amount:,}.")
-    if term is not None and not product.min_term_months <= term <= product.max_term_months:
-        c.fail(
-            "term_months",
-            f"must be between {product.min_term_months} and {product.max_term_months} months.",
-        )
-    if rate is not None and not product.min_rate <= rate <= product.max_rate:
-        c.fail("interest_rate", f"must be between {product.min_rate}% and {product.max_rate}%.")
-    for name in ("purpose",):
-        setattr(application, name, c.take(name, clean_text, getattr(application, name), name, 2000))
+    terms = {
+        name: getattr(application, name) for name in ("amount", "term_months", "interest_rate")
+    }
+    amount, term, rate = _terms(c, terms, application.product)
+    if not c.errors:
+        application.amount, application.term_months, application.interest_rate = amount, term, rate
+    application.purpose = c.take("purpose", clean_text, application.purpose, "purpose", 2000)
     application.signed_by = c.take("signed_by", clean_text, application.signed_by, "signed_by", 200)
     application.signature_date = c.take(
         "signature_date", _not_future, application.signature_date, "signature_date"

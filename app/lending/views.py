@@ -57,7 +57,9 @@ def _money(value) -> str:
 
 def _fill_choices(form: ApplicationForm) -> None:
     """Drop-downs list only what the signed-in user may pick (queries are row-scoped)."""
-    from flask_appbuilder.security.sqla.models import Role, User, assoc_user_role
+    from flask_appbuilder.security.sqla.models import User
+
+    from app.org.services import active_users_with_role
 
     actor = current_actor()
     products = db.session.scalars(
@@ -78,9 +80,7 @@ def _fill_choices(form: ApplicationForm) -> None:
     else:
         officers = db.session.scalars(
             select(User)
-            .join(assoc_user_role, assoc_user_role.c.user_id == User.id)
-            .join(Role, Role.id == assoc_user_role.c.role_id)
-            .where(Role.name == "LoanOfficer", User.active.is_(True))
+            .where(User.id.in_(active_users_with_role("LoanOfficer")))
             .order_by(User.first_name)
         ).all()
         brokers = db.session.scalars(
