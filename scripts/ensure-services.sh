@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the services the test suite talks to are up: PostgreSQL and Redis on 127.0.0.1,
-# and Debian's chromium for the browser tests. Starts what is installed but stopped; installs
+# Debian's chromium for the browser tests and poppler-utils (pdftoppm) for the PDF tests.
+# Starts what is installed but stopped; installs
 # chromium with apt when missing; names what to install when a server is absent.
 set -u
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -54,4 +55,12 @@ if [ ! -x /usr/bin/chromium ]; then
   echo "chromium is missing: apt-get install -y chromium" >&2
   exit 1
 fi
-echo "services ready: PostgreSQL, Redis, chromium"
+if ! have pdftoppm; then
+  echo "installing Debian's poppler-utils (invoice PDFs turned into pictures in the tests)"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq poppler-utils >/dev/null
+fi
+if ! have pdftoppm; then
+  echo "pdftoppm is missing: apt-get install -y poppler-utils" >&2
+  exit 1
+fi
+echo "services ready: PostgreSQL, Redis, chromium, pdftoppm"

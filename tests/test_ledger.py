@@ -101,7 +101,7 @@ def flat(html: str) -> str:
 
 
 def test_posting_refuses_unbalanced_and_one_line_entries(app):
-    with pytest.raises(FieldError, match="debits 100.00 and credits 90.00 do not balance"):
+    with pytest.raises(FieldError, match="debits 100.00 and credits 90.00 in INR do not balance"):
         ledger.post(
             date(2026, 3, 1), "bad", [ledger.debit(CASH, D(100)), ledger.credit(EQUITY, D(90))]
         )
@@ -279,14 +279,16 @@ def test_trial_balance_totals_are_equal_and_shown(app, client, staff):
     assert page.status_code == 200
     body = flat(text(page))
     assert "Balanced: debits equal credits (125,000.00)" in body
-    totals = flat(text(page).split('id="trial-balance-totals">')[1].split("</tr>")[0])
-    assert totals.split() == ["Total", "125,000.00", "125,000.00"]
-    assert "1000 Cash at bank Asset 100,000.00 24,500.00 75,500.00 Dr" in body
-    assert "4100 Loan fee income Income 0.00 500.00 500.00 Cr" in body
+    totals = flat(
+        text(page).split('id="trial-balance-totals"')[1].split(">", 1)[1].split("</tr>")[0]
+    )
+    assert totals.split() == ["Total", "INR", "125,000.00", "125,000.00"]
+    assert "1000 Cash at bank Asset INR 100,000.00 24,500.00 75,500.00 Dr" in body
+    assert "4100 Loan fee income Income INR 0.00 500.00 500.00 Cr" in body
 
     early = flat(text(client.get("/trialbalance/?as_of=2026-01-31")))
     assert "Balanced: debits equal credits (100,000.00)" in early
-    assert "1100 Loans receivable (principal) Asset 0.00 0.00 0.00" in early
+    assert "1100 Loans receivable (principal) Asset INR 0.00 0.00 0.00" in early
 
 
 def test_an_unbalanced_ledger_is_reported_as_such(app, client, staff):
@@ -300,7 +302,7 @@ def test_an_unbalanced_ledger_is_reported_as_such(app, client, staff):
     db.session.commit()
     login(client, staff["Admin"])
     body = flat(text(client.get("/trialbalance/")))
-    assert "Out of balance: debits 124,000.00 and credits 125,000.00 differ by 1,000.00" in body
+    assert "Out of balance: INR debits 124,000.00 and credits 125,000.00 differ by 1,000.00" in body
 
 
 @pytest.mark.parametrize(
@@ -320,11 +322,27 @@ def test_csv_export_matches_the_screen_and_is_audited(app, client, staff):
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert "trial-balance-2026-12-31.csv" in response.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(text(response))))
-    assert rows[0] == ["code", "account", "class", "debit", "credit", "balance (debit +)"]
+    assert rows[0] == [
+        "code",
+        "account",
+        "class",
+        "currency",
+        "debit",
+        "credit",
+        "balance (debit +)",
+    ]
     by_code = {row[0]: row for row in rows[1:-1]}
-    assert by_code[CASH] == [CASH, "Cash at bank", "asset", "100000.00", "24500.00", "75500.00"]
-    assert by_code[FEE_INCOME][3:] == ["0.00", "500.00", "-500.00"]
-    assert rows[-1] == ["", "Total", "", "125000.00", "125000.00", "0.00"]
+    assert by_code[CASH] == [
+        CASH,
+        "Cash at bank",
+        "asset",
+        "INR",
+        "100000.00",
+        "24500.00",
+        "75500.00",
+    ]
+    assert by_code[FEE_INCOME][4:] == ["0.00", "500.00", "-500.00"]
+    assert rows[-1] == ["", "Total", "", "INR", "125000.00", "125000.00", "0.00"]
     event = db.session.scalar(
         select(AuditLog).where(AuditLog.action == "export", AuditLog.actor_name == staff["Auditor"])
     )
@@ -481,11 +499,11 @@ def test_reversal_and_trial_balance_on_postgres(pg_client, pg_staff):
     login(pg_client, pg_staff["Manager"])
     body = flat(text(pg_client.get("/trialbalance/")))
     assert "Balanced: debits equal credits (150,000.00)" in body
-    assert "1100 Loans receivable (principal) Asset 25,000.00 25,000.00 0.00" in body
-    assert "1000 Cash at bank Asset 124,500.00 24,500.00 100,000.00 Dr" in body
+    assert "1100 Loans receivable (principal) Asset INR 25,000.00 25,000.00 0.00" in body
+    assert "1000 Cash at bank Asset INR 124,500.00 24,500.00 100,000.00 Dr" in body
     assert refused(pg_client.post(f"/journalview/reverse/{capital.id}", data={"reason": "x"}))
     exported = list(csv.reader(io.StringIO(text(pg_client.get("/trialbalance/export.csv")))))
-    assert exported[-1] == ["", "Total", "", "150000.00", "150000.00", "0.00"]
+    assert exported[-1] == ["", "Total", "", "INR", "150000.00", "150000.00", "0.00"]
 
 
 def test_two_people_reversing_at_once_get_one_reversal_and_a_message(
@@ -522,3 +540,55 @@ def test_two_people_reversing_at_once_get_one_reversal_and_a_message(
         select(JournalEntry.memo).where(JournalEntry.reverses_id == loan.id)
     ).all()
     assert memos == [f"Reversal of JE-{loan.id}: theirs"]
+
+
+# ---- currencies ---------------------------------------------------------------------------
+
+
+def test_each_currency_balances_on_its_own_and_the_trial_balance_totals_each(
+    app, client, staff, added_accounts
+):
+    ledger.ensure_currency_accounts("USD")
+    ledger.ensure_currency_accounts("USD")  # a second call adds nothing
+    db.session.commit()
+    usd = {code: ledger.currency_code(code, "USD") for code in ledger.CURRENCY_ACCOUNTS}
+    assert usd[CASH] == "1000-USD" and ledger.currency_code(CASH, "INR") == CASH
+    assert set(db.session.scalars(select(Account.code).where(Account.currency == "USD"))) == {
+        "1000-USD",
+        "2100-USD",
+        "3100-USD",
+    }
+
+    # 100 rupees against 100 dollars adds up, but balances in neither currency.
+    with pytest.raises(FieldError, match="in INR do not balance"):
+        ledger.post(
+            date(2026, 3, 1),
+            "mixed",
+            [ledger.debit(CASH, D(100)), ledger.credit(usd[ledger.CLIENT_WALLETS], D(100))],
+        )
+    db.session.rollback()
+    assert count(JournalEntry) == 0
+
+    funded_books()
+    post(
+        date(2026, 3, 2),
+        "Dollar deposit",
+        ledger.debit(usd[CASH], D("250.00")),
+        ledger.credit(usd[ledger.CLIENT_WALLETS], D("250.00")),
+    )
+    report = ledger.trial_balance_report()
+    assert [(t.currency, t.debit, t.credit) for t in report.currencies] == [
+        ("INR", D("125000.00"), D("125000.00")),
+        ("USD", D("250.00"), D("250.00")),
+    ]
+    assert report.balanced and report.total_debit == D("125000.00")
+
+    login(client, staff["Manager"])
+    body = flat(text(client.get("/trialbalance/")))
+    assert "Balanced: debits equal credits (INR 125,000.00; USD 250.00)" in body
+    assert "1000-USD Cash at bank (USD) Asset USD 250.00 0.00 250.00 Dr" in body
+
+
+def test_a_currency_code_must_be_three_letters(app):
+    with pytest.raises(FieldError, match="three-letter ISO code"):
+        ledger.ensure_currency_accounts("usd1")

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from app.core.errors import ConflictError, FieldError, NotFound
 from app.core.types import utcnow
@@ -33,24 +34,37 @@ CASH = "1000"
 LOANS_RECEIVABLE = "1100"
 FEES_RECEIVABLE = "1120"
 INVOICES_RECEIVABLE = "1200"
+EXCHANGE_CLEARING = "1300"
 BORROWER_CREDITS = "2000"
 CLIENT_WALLETS = "2100"
+TAX_PAYABLE = "2200"
 EQUITY = "3000"
+FX_RESERVE = "3100"
 INTEREST_INCOME = "4000"
 FEE_INCOME = "4100"
 SALES_INCOME = "4200"
+BROKERAGE_INCOME = "4300"
 CHART: dict[str, tuple[str, str]] = {
     CASH: ("Cash at bank", "asset"),
     LOANS_RECEIVABLE: ("Loans receivable (principal)", "asset"),
     FEES_RECEIVABLE: ("Loan fees receivable", "asset"),
     INVOICES_RECEIVABLE: ("Invoices receivable", "asset"),
+    EXCHANGE_CLEARING: ("Exchange clearing (trades to settle with the market)", "asset"),
     BORROWER_CREDITS: ("Borrower credit balances", "liability"),
     CLIENT_WALLETS: ("Client wallets", "liability"),
+    TAX_PAYABLE: ("Tax collected on invoices", "liability"),
     EQUITY: ("Owner's equity", "equity"),
+    FX_RESERVE: ("Forex desk reserve", "equity"),
     INTEREST_INCOME: ("Interest income", "income"),
     FEE_INCOME: ("Loan fee income", "income"),
     SALES_INCOME: ("Sales income", "income"),
+    BROKERAGE_INCOME: ("Brokerage commission income", "income"),
 }
+CURRENCY_ACCOUNTS = (CASH, CLIENT_WALLETS, FX_RESERVE)
+"""Accounts kept once per currency: the base currency's is the chart's own code, another
+currency's is the code with the currency after a dash (``2100-USD``). Each entry balances in
+every currency it touches, so the books never add dollars to rupees."""
+CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 def base_currency() -> str:
@@ -68,6 +82,42 @@ def seed_chart() -> int:
         )
     db.session.flush()
     return len(missing)
+
+
+def currency_code(code: str, currency: str) -> str:
+    """The code of ``code``'s account kept in ``currency`` (see ``CURRENCY_ACCOUNTS``)."""
+    if code not in CURRENCY_ACCOUNTS:
+        raise ValueError(f"account {code} is kept in the base currency only")
+    return code if currency == base_currency() else f"{code}-{currency}"
+
+
+def ensure_currency_accounts(currency: str) -> None:
+    """Create the accounts a currency needs (cash, client wallets, desk reserve) if missing.
+    Safe when two requests add the same currency at once: the loser finds the winner's rows."""
+    if not CURRENCY.fullmatch(currency or ""):
+        raise FieldError("must be a three-letter ISO code such as USD.", "currency")
+    if currency == base_currency():
+        return
+    wanted = {currency_code(code, currency): code for code in CURRENCY_ACCOUNTS}
+    existing = set(
+        db.session.scalars(
+            select(Account.code).where(Account.code.in_(wanted)), execution_options=UNSCOPED
+        )
+    )
+    for code in wanted.keys() - existing:
+        name, account_class = CHART[wanted[code]]
+        try:
+            with db.session.begin_nested():
+                db.session.add(
+                    Account(
+                        code=code,
+                        name=f"{name} ({currency})",
+                        account_class=account_class,
+                        currency=currency,
+                    )
+                )
+        except IntegrityError:
+            pass  # made by a concurrent request in the meantime
 
 
 ACCOUNT_CODE = re.compile(r"[0-9A-Z][0-9A-Z.-]*")
@@ -160,15 +210,20 @@ def post(
     source: object | None = None,
 ) -> JournalEntry:
     """Add a balanced journal entry to the session (the caller commits). Zero legs are dropped;
-    an entry that does not balance, or has fewer than two lines, is refused."""
+    an entry that does not balance in each currency it touches, or has fewer than two lines, is
+    refused."""
     legs = [leg for leg in legs if leg.amount != 0]
     if len(legs) < 2:
         raise FieldError("a journal entry needs at least one debit and one credit.", "lines")
-    if sum(leg.amount for leg in legs) != 0:
-        debits = sum(leg.amount for leg in legs if leg.amount > 0)
-        credits = -sum(leg.amount for leg in legs if leg.amount < 0)
-        raise FieldError(f"debits {debits} and credits {credits} do not balance.", "lines")
     accounts = accounts_by_code(leg.code for leg in legs)
+    for currency in sorted({accounts[leg.code].currency for leg in legs}):
+        amounts = [leg.amount for leg in legs if accounts[leg.code].currency == currency]
+        if sum(amounts) != 0:
+            debits = sum(amount for amount in amounts if amount > 0)
+            credits = -sum(amount for amount in amounts if amount < 0)
+            raise FieldError(
+                f"debits {debits} and credits {credits} in {currency} do not balance.", "lines"
+            )
     actor = current_actor()
     entry = JournalEntry(
         entry_date=entry_date,
@@ -224,6 +279,7 @@ class TrialBalanceRow:
     code: str
     name: str
     account_class: str
+    currency: str
     debit: Decimal
     credit: Decimal
 
@@ -246,32 +302,64 @@ def trial_balance(as_of: date | None = None) -> list[TrialBalanceRow]:
             Account.code,
             Account.name,
             Account.account_class,
+            Account.currency,
             func.coalesce(func.sum(lines.c.debit), 0),
             func.coalesce(func.sum(lines.c.credit), 0),
         )
         .select_from(Account)
         .outerjoin(lines, lines.c.account_id == Account.id)
-        .group_by(Account.code, Account.name, Account.account_class)
+        .group_by(Account.code, Account.name, Account.account_class, Account.currency)
         .order_by(Account.code)
     )
     return [
-        TrialBalanceRow(code, name, klass, money(dr), money(cr))
-        for code, name, klass, dr, cr in db.session.execute(query, execution_options=UNSCOPED)
+        TrialBalanceRow(code, name, klass, currency, money(dr), money(cr))
+        for code, name, klass, currency, dr, cr in db.session.execute(
+            query, execution_options=UNSCOPED
+        )
     ]
 
 
 @dataclass(frozen=True)
+class CurrencyTotal:
+    currency: str
+    debit: Decimal
+    credit: Decimal
+
+    @property
+    def difference(self) -> Decimal:
+        return self.debit - self.credit
+
+
+@dataclass(frozen=True)
 class TrialBalance:
+    """The trial balance, totalled per currency: the books balance when every currency does.
+    ``total_debit``/``total_credit`` are the base currency's."""
+
     as_of: date | None
     rows: list[TrialBalanceRow]
+    base: str = "INR"
+
+    @property
+    def currencies(self) -> list[CurrencyTotal]:
+        """The base currency first, then the others that have accounts, alphabetically."""
+        names = sorted({row.currency for row in self.rows} | {self.base})
+        names.sort(key=lambda name: name != self.base)
+        return [
+            CurrencyTotal(
+                name,
+                sum((row.debit for row in self.rows if row.currency == name), Decimal("0.00")),
+                sum((row.credit for row in self.rows if row.currency == name), Decimal("0.00")),
+            )
+            for name in names
+        ]
 
     @property
     def total_debit(self) -> Decimal:
-        return sum((row.debit for row in self.rows), Decimal("0.00"))
+        return self.currencies[0].debit
 
     @property
     def total_credit(self) -> Decimal:
-        return sum((row.credit for row in self.rows), Decimal("0.00"))
+        return self.currencies[0].credit
 
     @property
     def difference(self) -> Decimal:
@@ -279,7 +367,7 @@ class TrialBalance:
 
     @property
     def balanced(self) -> bool:
-        return self.difference == 0
+        return all(total.difference == 0 for total in self.currencies)
 
 
 def parse_as_of(raw: str | None) -> date | None:
@@ -288,7 +376,7 @@ def parse_as_of(raw: str | None) -> date | None:
 
 
 def trial_balance_report(as_of: date | None = None) -> TrialBalance:
-    return TrialBalance(as_of, trial_balance(as_of))
+    return TrialBalance(as_of, trial_balance(as_of), base_currency())
 
 
 def _text_cell(value: str) -> str:
@@ -300,19 +388,25 @@ def trial_balance_csv(report: TrialBalance) -> str:
     """One row per account (balance positive for debit), then the totals."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["code", "account", "class", "debit", "credit", "balance (debit +)"])
+    writer.writerow(
+        ["code", "account", "class", "currency", "debit", "credit", "balance (debit +)"]
+    )
     for row in report.rows:
         writer.writerow(
             [
                 _text_cell(row.code),
                 _text_cell(row.name),
                 row.account_class,
+                row.currency,
                 row.debit,
                 row.credit,
                 row.balance,
             ]
         )
-    writer.writerow(["", "Total", "", report.total_debit, report.total_credit, report.difference])
+    for total in report.currencies:
+        writer.writerow(
+            ["", "Total", "", total.currency, total.debit, total.credit, total.difference]
+        )
     return out.getvalue()
 
 
