@@ -8,7 +8,13 @@ from typing import Any
 from flask import abort, flash, redirect, url_for
 from flask_appbuilder import expose, has_access
 from flask_appbuilder.fieldwidgets import Select2ManyWidget, Select2Widget
-from wtforms import SelectField, SelectMultipleField, TextAreaField
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    TextAreaField,
+)
 from wtforms.validators import Optional
 
 from app.clients.models import RISK_PROFILES, SEGMENTS
@@ -149,6 +155,14 @@ class OfferView(ServiceModelView):
             description="A festival or holiday from the calendar in settings (CRM_FESTIVALS).",
         ),
         "body": TextAreaField("Body", description=description_columns["body"]),
+        # Checked by the service: 0 days and "switched off" are valid answers, not missing ones.
+        "lead_days": IntegerField(
+            "Days before the occasion",
+            default=0,
+            validators=[Optional()],
+            description=description_columns["lead_days"],
+        ),
+        "active": BooleanField("Active", default=True),
     }
     edit_form_extra_fields = add_form_extra_fields
 
