@@ -412,3 +412,16 @@ def test_screen_refuses_an_unknown_placeholder_and_writes_nothing(app, client, r
     )
     draft = db.session.scalar(select(Offer).where(Offer.name == "Draft"))
     assert draft is not None and draft.active is False and draft.lead_days == 0
+
+
+def test_an_offer_that_was_sent_cannot_be_deleted(app, client):
+    admin = make_staff("Admin", make_branch())
+    make_client(admin)
+    sent, unsent = make_offer(), make_offer(starts_on=TODAY + timedelta(days=30))
+    send_offers(TODAY)
+    headers = auth(client, admin)
+    refused = client.delete(f"/api/v1/offer/{sent.id}", headers=headers)
+    assert refused.status_code == 409
+    assert "switch it off" in refused.json["message"]
+    assert db.session.get(Offer, sent.id) is not None and count(OfferDelivery) == 1
+    assert client.delete(f"/api/v1/offer/{unsent.id}", headers=headers).status_code == 200

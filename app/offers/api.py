@@ -26,6 +26,9 @@ class OfferApi(ServiceModelRestApi):
     list_columns = show_columns = ["id", *OFFER_FIELDS, "created_by_id", "created_at"]
     add_columns = edit_columns = OFFER_FIELDS
 
+    def pre_delete(self, item: Offer) -> None:
+        services.refuse_delete_when_sent(item)
+
     @expose("/<int:pk>/audience", methods=["GET"])
     @protect()
     @safe

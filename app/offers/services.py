@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.clients.models import RISK_PROFILES, SEGMENTS, Client
 from app.comms.models import NotificationPreference
 from app.comms.services import notify
-from app.core.errors import FieldError, NotFound
+from app.core.errors import ConflictError, FieldError, NotFound
 from app.core.types import UTCDateTime, utcnow
 from app.core.validators import clean_text, parse_choice, parse_date, parse_int
 from app.extensions import db
@@ -154,6 +154,19 @@ def prepare_offer(offer: Offer) -> Offer:
     if offer.created_by_id is None and offer.created_by is None:
         offer.created_by_id = _signed_in_user_id()
     return offer
+
+
+def refuse_delete_when_sent(offer: Offer) -> None:
+    """An offer that reached clients stays (its deliveries are the record); switch it off."""
+    sent = db.session.scalar(
+        select(func.count()).where(OfferDelivery.offer_id == offer.id),
+        execution_options=UNSCOPED,
+    )
+    if sent:
+        raise ConflictError(
+            f"the offer was sent to {sent:,} client(s) and is kept as their record; "
+            "switch it off (untick Active) instead of deleting it."
+        )
 
 
 def _signed_in_user_id() -> int | None:

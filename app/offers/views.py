@@ -166,6 +166,9 @@ class OfferView(ServiceModelView):
     }
     edit_form_extra_fields = add_form_extra_fields
 
+    def pre_delete(self, item: Offer) -> None:
+        services.refuse_delete_when_sent(item)
+
     @expose("/show/<pk>", methods=["GET"])
     @has_access
     def show(self, pk):
