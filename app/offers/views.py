@@ -44,7 +44,7 @@ class SubsetField(SelectMultipleField):
 def _subset_field(label: str, choices: tuple[str, ...], description: str) -> SubsetField:
     return SubsetField(
         label,
-        choices=[(value, display_choice(value)) for value in choices],
+        choices=[(value, _label(value)) for value in choices],
         widget=Select2ManyWidget(),
         validators=[Optional()],
         description=description,
@@ -59,8 +59,19 @@ def _occasions() -> list[tuple[str, str]]:
     ]
 
 
+ACRONYMS = {"hni": "HNI", "uhni": "UHNI"}
+
+
+def _label(value: str) -> str:
+    return ACRONYMS.get(value) or display_choice(value)
+
+
 def _display_subset(value: str | None) -> str:
-    return ", ".join(display_choice(v) for v in value.split(",")) if value else "All"
+    return ", ".join(_label(v) for v in value.split(",")) if value else "All"
+
+
+def _or_dash(value: object) -> str:
+    return "—" if value is None else str(value)
 
 
 class OfferDeliveryView(ServiceModelView):
@@ -138,6 +149,10 @@ class OfferView(ServiceModelView):
         "activity": display_choice,
         "segments": _display_subset,
         "risk_profiles": _display_subset,
+        "activity_days": _or_dash,
+        "occasion": _or_dash,
+        "starts_on": _or_dash,
+        "ends_on": _or_dash,
         "created_at": display_timestamp,
     }
     add_form_extra_fields = {
