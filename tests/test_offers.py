@@ -425,3 +425,23 @@ def test_an_offer_that_was_sent_cannot_be_deleted(app, client):
     assert "switch it off" in refused.json["message"]
     assert db.session.get(Offer, sent.id) is not None and count(OfferDelivery) == 1
     assert client.delete(f"/api/v1/offer/{unsent.id}", headers=headers).status_code == 200
+
+
+def test_sent_offers_show_on_the_timeline_and_deliveries_follow_client_scope(app, client, rm):
+    from app.clients.timeline import TIMELINE_SOURCES
+
+    agent = make_staff("Agent", make_branch())
+    other_agent = make_staff("Agent", make_branch())
+    mine = make_client(agent, "Asha Verma")
+    theirs = make_client(other_agent, "Ravi Kumar")
+    make_offer(name="Festive rate", subject="A festive rate for {first_name}")
+    send_offers(TODAY)
+
+    events = TIMELINE_SOURCES["message"][1](mine.id, None, 10)
+    assert [event.title for event in events] == ["email to the client: A festive rate for Asha"]
+
+    login(client, agent.user.username)
+    page = client.get("/offerdeliveryview/list/").get_data(as_text=True)
+    assert mine.name in page and theirs.name not in page
+    assert client.get("/offerview/list/").status_code == 200
+    assert client.get("/offerview/add").status_code in (302, 403)  # agents only read offers
