@@ -445,3 +445,11 @@ def test_sent_offers_show_on_the_timeline_and_deliveries_follow_client_scope(app
     assert mine.name in page and theirs.name not in page
     assert client.get("/offerview/list/").status_code == 200
     assert client.get("/offerview/add").status_code in (302, 403)  # agents only read offers
+
+
+def test_two_offers_cannot_share_a_name(app, client, rm):
+    make_offer(name="Diwali gold")
+    response = client.post("/api/v1/offer/", json=GOOD, headers=auth(client, rm))
+    assert response.status_code == 409
+    assert response.json["message"] == {"name": ["another offer already has this name."]}
+    assert count(Offer) == 1

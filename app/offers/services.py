@@ -114,6 +114,12 @@ def prepare_offer(offer: Offer) -> Offer:
     """Clean and check an offer before it is saved (screens and API alike); FieldError names
     the first field at fault and nothing is written."""
     offer.name = clean_text(offer.name, "name", 100, required=True)
+    with db.session.no_autoflush:
+        clash = db.session.scalar(
+            select(Offer.id).where(Offer.name == offer.name, Offer.id != (offer.id or 0))
+        )
+    if clash:
+        raise ConflictError("another offer already has this name.", "name")
     offer.subject = clean_text(offer.subject, "subject", 200, required=True)
     offer.body = clean_text(offer.body, "body", 5000, required=True)
     placeholders_in(offer.subject, "subject")
