@@ -138,6 +138,18 @@ class Config:
     CRM_LOAN_LATE_BDM_DAYS = tuple(int(d) for d in _env_list("CRM_LOAN_LATE_BDM_DAYS", "10"))
     CRM_LOAN_STALE_STAGE_DAYS = int(os.environ.get("CRM_LOAN_STALE_STAGE_DAYS", 14))
     """The BDM hears about an application whose stage has not changed for this many days."""
+    # Offers (DOMAIN section 8): the festival/holiday calendar an offer's occasion is chosen from
+    # (name -> ISO date), and how many clients one offer reaches per run of the daily job.
+    CRM_FESTIVALS = json.loads(os.environ.get("CRM_FESTIVALS", "null")) or {
+        "Diwali 2026": "2026-11-08",
+        "Christmas 2026": "2026-12-25",
+        "New Year 2027": "2027-01-01",
+        "Pongal 2027": "2027-01-14",
+        "Holi 2027": "2027-03-22",
+        "Eid al-Fitr 2027": "2027-03-10",
+        "Diwali 2027": "2027-10-29",
+    }
+    CRM_OFFER_BATCH = int(os.environ.get("CRM_OFFER_BATCH", 1000))
     CRM_TASK_REMINDER_MINUTES = int(os.environ.get("CRM_TASK_REMINDER_MINUTES", 60))
     # Retention: lost leads untouched this long are anonymised by the nightly job.
     CRM_RETENTION_LOST_LEAD_DAYS = int(os.environ.get("CRM_RETENTION_LOST_LEAD_DAYS", 7 * 365))

@@ -38,6 +38,8 @@ def register_views(builder: AppBuilder) -> None:
         LoanProductView,
         NewApplicationView,
     )
+    from app.offers.api import OfferApi
+    from app.offers.views import OfferDeliveryView, OfferView
     from app.org.api import BranchApi, StaffApi
     from app.org.views import BranchView, StaffView
     from app.tasks.api import TaskApi
@@ -63,6 +65,8 @@ def register_views(builder: AppBuilder) -> None:
     )
     builder.add_view(StaffView, "Staff", icon="fa-id-badge", category="Organisation")
     builder.add_view(ClientView, "Clients", icon="fa-address-book", category="Sales")
+    builder.add_view(OfferView, "Offers", icon="fa-gift", category="Sales")
+    builder.add_view_no_menu(OfferDeliveryView)
     # Reached from a client's page (related lists), not from the menu.
     builder.add_view_no_menu(ClientContactView)
     builder.add_view_no_menu(ClientDirectorView)
@@ -137,6 +141,7 @@ def register_views(builder: AppBuilder) -> None:
         LoanApplicationApi,
         LoanProductApi,
         BrokerApi,
+        OfferApi,
     ):
         builder.add_api(api)
     # The private ICS feed: no sign-in (the secret link is the credential), so not a FAB view.

@@ -104,9 +104,11 @@ def seed_demo(lead_count: int = 60, seed: int = 7) -> dict | None:
     db.session.flush()
     _demo_kyc_case(agents[0])
     loans = _demo_lending(profiles["bdm"], profiles["broker"])
+    offers = _demo_offers(profiles["manager"])
     return {
         "clients": clients,
         "loans": loans,
+        "offers": offers,
         "branches": len(branches),
         "leads": lead_count,
         "logins": [(username, role) for username, role, *_ in STAFF],
@@ -314,3 +316,49 @@ def _demo_lending(bdm, broker_profile) -> int:
             settled, settled.instalment_amount, utcnow().date() - timedelta(days=100 - 30 * months)
         )
     return len(made)
+
+
+def _demo_offers(manager) -> int:
+    """A Diwali offer for affluent and HNI clients (the next Diwali in the festival calendar,
+    from a week before) and a "we miss you" offer for clients without an interaction in 90 days."""
+    from app.offers.models import Offer
+    from app.offers.services import festival_calendar, prepare_offer
+
+    today = utcnow().date()
+    diwalis = sorted(
+        (day, name) for name, day in festival_calendar().items() if name.startswith("Diwali")
+    )
+    upcoming = [name for day, name in diwalis if day >= today] or [n for _, n in diwalis[-1:]]
+    offers = [
+        Offer(
+            name="We miss you",
+            subject="We miss you, {first_name}",
+            body=(
+                "Dear {first_name}, it has been a while. Book a free portfolio review with your "
+                "relationship manager this month."
+            ),
+            channel="email",
+            activity="inactive",
+            activity_days=90,
+            created_by_id=manager.user_id,
+        )
+    ]
+    if upcoming:
+        offers.append(
+            Offer(
+                name=f"{upcoming[0]}: gold savings",
+                subject="Happy Diwali, {first_name}",
+                body=(
+                    "Dear {first_name}, celebrate Diwali with zero fees on gold savings plans "
+                    "opened this festive week."
+                ),
+                channel="email",
+                segments="affluent,hni",
+                occasion=upcoming[0],
+                lead_days=7,
+                created_by_id=manager.user_id,
+            )
+        )
+    for offer in offers:
+        db.session.add(prepare_offer(offer))
+    return len(offers)

@@ -44,6 +44,8 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     # Arrears first (00:30 UTC), reminders once the day's arrears are known (06:00 UTC).
     PeriodicJob("loan-arrears", "app.lending.jobs.update_arrears", DAY, "default", 30 * MINUTE),
     PeriodicJob("loan-reminders", "app.lending.jobs.send_loan_reminders", DAY, "default", 6 * HOUR),
+    # Offers at 04:30 UTC (10:00 in India): in the morning of the client's day.
+    PeriodicJob("offers", "app.offers.jobs.send_offers", DAY, "default", 4 * HOUR + 30 * MINUTE),
 )
 
 BY_NAME = {job.name: job for job in PERIODIC_JOBS}

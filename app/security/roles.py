@@ -73,6 +73,8 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "LoanProduct": ("Loan products",),
     "Broker": ("Brokers",),
     "Ledger": ("Chart of accounts", "Journal", "Trial balance"),
+    "Offer": ("Offers",),
+    "OfferDelivery": (),
 }
 # Actions a resource has beyond read/write/delete (each its own permission).
 EXTRA_ACTIONS: dict[str, frozenset[str]] = {
@@ -83,7 +85,7 @@ EXTRA_ACTIONS: dict[str, frozenset[str]] = {
 # Menu categories: shown when the role can open any entry inside.
 MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
     "Organisation": ("Branches", "Staff"),
-    "Sales": ("Leads", "Import leads", "Interactions", "Clients"),
+    "Sales": ("Leads", "Import leads", "Interactions", "Clients", "Offers"),
     "Tasks": ("My tasks", "Overdue", "All tasks", "Calendar"),
     "Compliance": ("Documents", "KYC cases", "KYC queue", "KYC report", "Audit log"),
     "Communication": (
@@ -203,6 +205,8 @@ ROLES: dict[str, RoleSpec] = {
                 "Broker": RW,
                 "LoanApplication": RW | {DECIDE, REPAY},
                 "Ledger": R,
+                "Offer": RW,
+                "OfferDelivery": R,
             },
             "Everything in their branch; reassigns work; dashboards and exports.",
         ),
@@ -219,6 +223,8 @@ ROLES: dict[str, RoleSpec] = {
                 "ClientDirector": RWD,
                 "Document": RW,
                 "KycCase": RW,
+                "Offer": R,
+                "OfferDelivery": R,
                 **OWN_TASKS,
             },
             "Leads, clients, tasks and interactions assigned to them; no approvals.",

@@ -89,7 +89,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
 
     # Spot checks, hard-coded so a mistake in menus_for() cannot hide one here.
     if role == "Admin":
-        assert menu["Sales"] == ["Leads", "Import leads", "Interactions", "Clients"]
+        assert menu["Sales"] == ["Leads", "Import leads", "Interactions", "Clients", "Offers"]
         assert menu["Organisation"] == ["Branches", "Staff"]
         assert menu["Compliance"] == [
             "Documents",
@@ -108,7 +108,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
         assert "Security" in menu
     elif role == "Agent":
         assert menu == {
-            "Sales": ["Leads", "Import leads", "Interactions", "Clients"],
+            "Sales": ["Leads", "Import leads", "Interactions", "Clients", "Offers"],
             "Organisation": ["Branches"],
             "Tasks": ["My tasks", "Overdue", "All tasks", "Calendar"],
             "Compliance": ["Documents", "KYC cases"],

@@ -1,0 +1,1 @@
+"""Offers desk: rule-based personalised offers sent as client notifications."""
