@@ -10,6 +10,8 @@ def register_views(builder: AppBuilder) -> None:
     import app.ledger.models  # noqa: F401  (tables every desk posts to)
     import app.lending.events  # noqa: F401  (loans on client timelines and calendars)
     import app.lending.models  # noqa: F401
+    import app.billing.events  # noqa: F401  (invoices on timelines, renewals on calendars)
+    import app.billing.models  # noqa: F401
     from app.audit.views import AuditLogApi, AuditLogView
     from app.clients.api import ClientApi, ClientContactApi, ClientDirectorApi
     from app.clients.views import ClientContactView, ClientDirectorView, ClientView

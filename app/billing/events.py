@@ -1,0 +1,1 @@
+"""The billing desk on a client's timeline and on staff calendars (filled in below)."""
