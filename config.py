@@ -138,6 +138,15 @@ class Config:
     CRM_LOAN_LATE_BDM_DAYS = tuple(int(d) for d in _env_list("CRM_LOAN_LATE_BDM_DAYS", "10"))
     CRM_LOAN_STALE_STAGE_DAYS = int(os.environ.get("CRM_LOAN_STALE_STAGE_DAYS", 14))
     """The BDM hears about an application whose stage has not changed for this many days."""
+    # Billing desk: the name and address printed on invoice and quotation PDFs, the payment
+    # terms of a new invoice, and the days before a contract's renewal date its reminders go.
+    CRM_COMPANY_NAME = os.environ.get("CRM_COMPANY_NAME", "FinCRM Financial Services")
+    CRM_COMPANY_ADDRESS = os.environ.get("CRM_COMPANY_ADDRESS", "")
+    CRM_INVOICE_PAYMENT_DAYS = int(os.environ.get("CRM_INVOICE_PAYMENT_DAYS", 30))
+    CRM_CONTRACT_RENEWAL_DAYS = tuple(
+        int(d) for d in _env_list("CRM_CONTRACT_RENEWAL_DAYS", "60,30")
+    )
+
     CRM_TASK_REMINDER_MINUTES = int(os.environ.get("CRM_TASK_REMINDER_MINUTES", 60))
     # Retention: lost leads untouched this long are anonymised by the nightly job.
     CRM_RETENTION_LOST_LEAD_DAYS = int(os.environ.get("CRM_RETENTION_LOST_LEAD_DAYS", 7 * 365))
