@@ -524,10 +524,9 @@ def record_payment(pk: int, data: Mapping[str, Any], today: date | None = None) 
     db.session.flush()
     payment.journal_entry_id = entry.id
     invoice.amount_paid = invoice.amount_paid + amount
-    if invoice.amount_paid == invoice.total:
-        invoice.status = "paid"
-    elif invoice.status != "overdue" or invoice.due_date >= today:
-        invoice.status = "partially_paid"
+    # An overdue invoice paid in part is partially paid again; the daily job marks it overdue
+    # once more while its due date is past (its client is reminded once per invoice).
+    invoice.status = "paid" if invoice.amount_paid == invoice.total else "partially_paid"
     record_event(
         "payment", invoice, f"{invoice.number}: {amount} received, balance {invoice.balance_due}"
     )

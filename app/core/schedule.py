@@ -44,6 +44,15 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     # Arrears first (00:30 UTC), reminders once the day's arrears are known (06:00 UTC).
     PeriodicJob("loan-arrears", "app.lending.jobs.update_arrears", DAY, "default", 30 * MINUTE),
     PeriodicJob("loan-reminders", "app.lending.jobs.send_loan_reminders", DAY, "default", 6 * HOUR),
+    # Billing: overdue invoices (and stale quotations) at 00:45 UTC, renewals at 06:15 UTC.
+    PeriodicJob("invoice-overdue", "app.billing.jobs.mark_overdue", DAY, "default", 45 * MINUTE),
+    PeriodicJob(
+        "contract-renewals",
+        "app.billing.jobs.send_contract_renewals",
+        DAY,
+        "default",
+        6 * HOUR + 15 * MINUTE,
+    ),
 )
 
 BY_NAME = {job.name: job for job in PERIODIC_JOBS}
