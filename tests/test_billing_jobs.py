@@ -132,3 +132,28 @@ def test_a_missed_run_catches_up_with_only_the_nearest_threshold(app):
 def test_the_jobs_are_scheduled_daily():
     assert BY_NAME["invoice-overdue"].func == "app.billing.jobs.mark_overdue"
     assert BY_NAME["contract-renewals"].func == "app.billing.jobs.send_contract_renewals"
+
+
+def test_invoices_and_payments_on_the_timeline_renewals_on_the_calendar(app):
+    from datetime import UTC, datetime
+
+    from app.clients.timeline import client_timeline
+    from app.tasks.calendar import events_for
+
+    branch = make_branch(tz="UTC")
+    rm = make_staff("Agent", branch)
+    client = make_client(rm)
+    invoice = issued_invoice(client)
+    services.record_payment(invoice.id, {"amount": "95.82"}, today=TODAY)
+    _contract(client, rm, date(2026, 9, 30))
+    db.session.commit()
+    _, events = client_timeline(client.id, kinds={"invoice", "invoice_payment"})
+    titles = [event.title for event in events]
+    assert any("INV-2026-000001" in t and "1,195.82" in t for t in titles)
+    assert any(t.startswith("Payment of") and "95.82" in t for t in titles)
+    calendar = events_for(
+        rm.user_id, datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 10, 1, tzinfo=UTC)
+    )
+    assert [e.title for e in calendar if e.kind == "contract_renewal"] == [
+        "Contract renewal: Annual advisory (Asha Verma)"
+    ]
