@@ -52,6 +52,7 @@ def seed_demo_command(leads: int) -> None:
         f"demo data added: {created['branches']} branches, {created['leads']} leads, "
         f"{created['clients']} clients, {created['loans']} loan applications."
     )
+    click.echo(f"billing: {created['invoices']} invoices, one quotation, one contract.")
     click.echo(f"logins (password for all: {DEMO_PASSWORD}):")
     for username, role in created["logins"]:
         click.echo(f"  {username:<12} {role}")
