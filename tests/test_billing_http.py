@@ -181,3 +181,81 @@ def test_a_contract_is_activated_once_its_signed_file_is_uploaded(app, client):
     assert 'id="contract-status">active' in page
     db.session.expire_all()
     assert db.session.get(Contract, contract.id).document.doc_type == "contract"
+
+
+def test_contracts_through_the_api_and_the_add_screen(app, client):
+    branch = make_branch(tz="UTC")
+    agent, other = make_staff("Agent", branch), make_staff("Agent", branch)
+    own, foreign = make_client(agent, "Own Client"), make_client(other, "Other Client")
+    db.session.commit()
+    headers = _bearer(client, agent)
+    body = {
+        "client_id": own.id,
+        "title": "Annual advisory",
+        "value": "60000.00",
+        "start_date": "2026-01-01",
+        "renewal_date": "2026-12-01",
+    }
+    made = client.post("/api/v1/contract/", json=body, headers=headers)
+    assert made.status_code == 201, made.json
+    bad = client.post(
+        "/api/v1/contract/", json={**body, "renewal_date": "2025-12-01"}, headers=headers
+    )
+    assert bad.status_code == 422 and "renewal_date" in str(bad.json)
+    theirs = client.post(
+        "/api/v1/contract/", json={**body, "client_id": foreign.id}, headers=headers
+    )
+    assert theirs.status_code in (403, 422)
+    assert count(Contract) == 1
+    login(client, agent.user.username)
+    page = client.post(
+        "/contractview/add",
+        data={
+            "client": str(own.id),
+            "title": "Second contract",
+            "value": "100",
+            "start_date": "2026-02-01",
+        },
+        follow_redirects=True,
+    )
+    assert page.status_code == 200
+    assert count(Contract) == 2
+
+
+def test_draft_lines_change_on_the_screen_issued_ones_do_not(app, client):
+    from app.billing.models import InvoiceLine
+    from tests.billing_support import make_invoice
+
+    manager = make_staff("Manager", make_branch(tz="UTC"))
+    customer = make_client(make_staff("Agent", manager.branch))
+    invoice = make_invoice(customer, due=date(2099, 1, 1))
+    db.session.commit()
+    login(client, manager.user.username)
+    page = client.post(
+        f"/invoiceview/line/{invoice.id}",
+        data={"description": "Extra hour", "quantity": "1", "unit_price": "100", "tax_rate": "18"},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert 'id="doc-total"><strong>1,313.82' in page
+    first = db.session.scalars(
+        db.select(InvoiceLine.id).where(InvoiceLine.invoice_id == invoice.id)
+    ).first()
+    client.post(f"/invoiceview/line/{invoice.id}/remove/{first}")
+    client.post(f"/invoiceview/issue/{invoice.id}")
+    db.session.expire_all()
+    invoice = db.session.get(Invoice, invoice.id)
+    assert (
+        invoice.status == "issued"
+        and invoice.total == invoice.lines[0].total + invoice.lines[1].total
+    )
+    page = client.post(
+        f"/invoiceview/line/{invoice.id}",
+        data={"description": "Late addition", "quantity": "1", "unit_price": "5"},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert "cannot change" in page
+    assert len(db.session.get(Invoice, invoice.id).lines) == 2
+    page = client.post(
+        f"/invoiceview/void/{invoice.id}", data={"reason": "wrong client"}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert 'id="invoice-status">void' in page
