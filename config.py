@@ -150,6 +150,15 @@ class Config:
         "Diwali 2027": "2027-10-29",
     }
     CRM_OFFER_BATCH = int(os.environ.get("CRM_OFFER_BATCH", 1000))
+    # Billing desk: the name and address printed on invoice and quotation PDFs, the payment
+    # terms of a new invoice, and the days before a contract's renewal date its reminders go.
+    CRM_COMPANY_NAME = os.environ.get("CRM_COMPANY_NAME", "FinCRM Financial Services")
+    CRM_COMPANY_ADDRESS = os.environ.get("CRM_COMPANY_ADDRESS", "")
+    CRM_INVOICE_PAYMENT_DAYS = int(os.environ.get("CRM_INVOICE_PAYMENT_DAYS", 30))
+    CRM_CONTRACT_RENEWAL_DAYS = tuple(
+        int(d) for d in _env_list("CRM_CONTRACT_RENEWAL_DAYS", "60,30")
+    )
+
     CRM_TASK_REMINDER_MINUTES = int(os.environ.get("CRM_TASK_REMINDER_MINUTES", 60))
     # Retention: lost leads untouched this long are anonymised by the nightly job.
     CRM_RETENTION_LOST_LEAD_DAYS = int(os.environ.get("CRM_RETENTION_LOST_LEAD_DAYS", 7 * 365))

@@ -7,6 +7,8 @@ from flask_appbuilder import AppBuilder
 
 
 def register_views(builder: AppBuilder) -> None:
+    import app.billing.events  # noqa: F401  (invoices on timelines, renewals on calendars)
+    import app.billing.models  # noqa: F401
     import app.ledger.models  # noqa: F401  (tables every desk posts to)
     import app.lending.events  # noqa: F401  (loans on client timelines and calendars)
     import app.lending.models  # noqa: F401
@@ -125,6 +127,28 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view(
         TrialBalanceView, "Trial balance", icon="fa-balance-scale", category="Accounts"
     )
+    from app.billing.api import BillingProductApi, ContractApi, InvoiceApi, QuotationApi
+    from app.billing.views import (
+        BillingProductView,
+        ContractView,
+        InvoiceView,
+        PaymentView,
+        QuotationView,
+    )
+
+    builder.add_view(
+        BillingProductView,
+        "Products and services",
+        icon="fa-tags",
+        category="Billing",
+        category_icon="fa-file-text-o",
+    )
+    builder.add_view(QuotationView, "Quotations", icon="fa-file-o", category="Billing")
+    builder.add_view(InvoiceView, "Invoices", icon="fa-file-text", category="Billing")
+    builder.add_view(PaymentView, "Payments", icon="fa-money", category="Billing")
+    builder.add_view(ContractView, "Contracts", icon="fa-handshake-o", category="Billing")
+    for api in (BillingProductApi, QuotationApi, InvoiceApi, ContractApi):
+        builder.add_api(api)
     for api in (
         LeadApi,
         LeadImportApi,

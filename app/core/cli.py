@@ -53,6 +53,7 @@ def seed_demo_command(leads: int) -> None:
         f"{created['clients']} clients, {created['loans']} loan applications."
     )
     click.echo(f"offers: {created['offers']} (run daily; see Sales > Offers).")
+    click.echo(f"billing: {created['invoices']} invoices, one quotation, one contract.")
     click.echo(f"logins (password for all: {DEMO_PASSWORD}):")
     for username, role in created["logins"]:
         click.echo(f"  {username:<12} {role}")

@@ -105,10 +105,12 @@ def seed_demo(lead_count: int = 60, seed: int = 7) -> dict | None:
     _demo_kyc_case(agents[0])
     loans = _demo_lending(profiles["bdm"], profiles["broker"])
     offers = _demo_offers(profiles["manager"])
+    invoices = _demo_billing(profiles["agent"])
     return {
         "clients": clients,
         "loans": loans,
         "offers": offers,
+        "invoices": invoices,
         "branches": len(branches),
         "leads": lead_count,
         "logins": [(username, role) for username, role, *_ in STAFF],
@@ -362,3 +364,90 @@ def _demo_offers(manager) -> int:
     for offer in offers:
         db.session.add(prepare_offer(offer))
     return len(offers)
+
+
+def _demo_billing(agent) -> int:
+    """Products and services, a quotation accepted and converted to a draft invoice, an issued
+    invoice partly paid, and a contract whose renewal is about 45 days away. Returns how many
+    invoices were made."""
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from app.billing import services
+    from app.billing.models import BillingProduct, Contract
+    from app.clients.models import Client
+
+    clients = db.session.scalars(
+        select(Client).where(Client.relationship_manager_id == agent.user_id).order_by(Client.id)
+    ).all()
+    if not clients:
+        return 0
+    products = [
+        BillingProduct(
+            name="Financial planning session",
+            sku="SVC-PLAN",
+            kind="service",
+            unit_price=Decimal("7500.00"),
+            tax_rate=Decimal("18.00"),
+        ),
+        BillingProduct(
+            name="Portfolio review (quarterly)",
+            sku="SVC-REVIEW",
+            kind="service",
+            unit_price=Decimal("12000.00"),
+            tax_rate=Decimal("18.00"),
+        ),
+        BillingProduct(
+            name="Printed annual report",
+            sku="PRD-REPORT",
+            kind="product",
+            unit_price=Decimal("450.00"),
+            tax_rate=Decimal("12.00"),
+        ),
+    ]
+    for product in products:
+        services.prepare_product(product)
+    db.session.add_all(products)
+    db.session.flush()
+    today = utcnow().date()
+    quotation = services.create_quotation(
+        {
+            "client_id": clients[0].id,
+            "valid_until": today + timedelta(days=30),
+            "notes": "Annual advisory package.",
+            "lines": [
+                {"product_id": products[0].id, "quantity": "2"},
+                {"product_id": products[2].id, "quantity": "1"},
+            ],
+        }
+    )
+    services.move_quotation(quotation.id, "sent")
+    services.move_quotation(quotation.id, "accepted")
+    services.convert_quotation(quotation.id)
+    client = clients[1] if len(clients) > 1 else clients[0]
+    invoice = services.create_invoice(
+        {
+            "client_id": client.id,
+            "due_date": today + timedelta(days=15),
+            "lines": [{"product_id": products[1].id, "quantity": "1"}],
+        }
+    )
+    services.issue_invoice(invoice.id, issue_date=today - timedelta(days=15))
+    services.record_payment(
+        invoice.id, {"amount": "5000.00", "method": "upi", "reference": "UPI-DEMO"}
+    )
+    db.session.add(
+        Contract(
+            client_id=clients[0].id,
+            title="Wealth advisory retainer",
+            terms="Quarterly portfolio reviews and two planning sessions a year.",
+            value=Decimal("60000.00"),
+            start_date=today - timedelta(days=320),
+            end_date=today + timedelta(days=45),
+            renewal_date=today + timedelta(days=45),
+            status="active",
+            created_by_id=agent.user_id,
+        )
+    )
+    return 2

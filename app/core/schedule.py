@@ -46,6 +46,15 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("loan-reminders", "app.lending.jobs.send_loan_reminders", DAY, "default", 6 * HOUR),
     # Offers at 04:30 UTC (10:00 in India): in the morning of the client's day.
     PeriodicJob("offers", "app.offers.jobs.send_offers", DAY, "default", 4 * HOUR + 30 * MINUTE),
+    # Billing: overdue invoices (and stale quotations) at 00:45 UTC, renewals at 06:15 UTC.
+    PeriodicJob("invoice-overdue", "app.billing.jobs.mark_overdue", DAY, "default", 45 * MINUTE),
+    PeriodicJob(
+        "contract-renewals",
+        "app.billing.jobs.send_contract_renewals",
+        DAY,
+        "default",
+        6 * HOUR + 15 * MINUTE,
+    ),
 )
 
 BY_NAME = {job.name: job for job in PERIODIC_JOBS}

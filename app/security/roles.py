@@ -75,12 +75,18 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "Ledger": ("Chart of accounts", "Journal", "Trial balance"),
     "Offer": ("Offers",),
     "OfferDelivery": (),
+    # Billing desk
+    "BillingProduct": ("Products and services",),
+    "Quotation": ("Quotations",),
+    "Invoice": ("Invoices", "Payments"),
+    "Contract": ("Contracts",),
 }
 # Actions a resource has beyond read/write/delete (each its own permission).
 EXTRA_ACTIONS: dict[str, frozenset[str]] = {
     "Client": frozenset({REVEAL}),
     "KycCase": frozenset({APPROVE}),
     "LoanApplication": frozenset({DECIDE, REPAY}),
+    "Invoice": frozenset({DECIDE, REPAY}),  # billing: decide issues and voids, repay records
 }
 # Menu categories: shown when the role can open any entry inside.
 MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -98,6 +104,7 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
     ),
     "Lending": ("Loan applications", "New application", "Loan products", "Brokers"),
     "Accounts": ("Chart of accounts", "Journal", "Trial balance"),
+    "Billing": ("Products and services", "Quotations", "Invoices", "Payments", "Contracts"),
 }
 # Every signed-in member of staff has these, whatever their role.
 EVERYONE: dict[str, frozenset[str]] = {"Notification": R}
@@ -207,6 +214,10 @@ ROLES: dict[str, RoleSpec] = {
                 "Ledger": R,
                 "Offer": RW,
                 "OfferDelivery": R,
+                "BillingProduct": RW,
+                "Quotation": RW,
+                "Invoice": RW | {DECIDE, REPAY},
+                "Contract": RW,
             },
             "Everything in their branch; reassigns work; dashboards and exports.",
         ),
@@ -225,6 +236,10 @@ ROLES: dict[str, RoleSpec] = {
                 "KycCase": RW,
                 "Offer": R,
                 "OfferDelivery": R,
+                "BillingProduct": R,
+                "Quotation": RW,
+                "Invoice": R,
+                "Contract": RW,
                 **OWN_TASKS,
             },
             "Leads, clients, tasks and interactions assigned to them; no approvals.",
@@ -243,6 +258,7 @@ ROLES: dict[str, RoleSpec] = {
                 "KycReport": R,
                 "AuditLog": R,
                 "MessageLog": R,
+                "Contract": R,
                 **OWN_TASKS,
             },
             "KYC review and approval, documents, compliance dashboard, audit log (read).",

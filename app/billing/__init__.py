@@ -1,0 +1,1 @@
+"""Billing desk: products and services, quotations, invoices, payments and contracts."""
