@@ -73,12 +73,15 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "LoanProduct": ("Loan products",),
     "Broker": ("Brokers",),
     "Ledger": ("Chart of accounts", "Journal", "Trial balance"),
+    "Instrument": ("Instruments",),
+    "Trade": ("Trades",),
 }
 # Actions a resource has beyond read/write/delete (each its own permission).
 EXTRA_ACTIONS: dict[str, frozenset[str]] = {
     "Client": frozenset({REVEAL}),
     "KycCase": frozenset({APPROVE}),
     "LoanApplication": frozenset({DECIDE, REPAY}),
+    "Trade": frozenset({DECIDE}),  # settle and cancel trades
 }
 # Menu categories: shown when the role can open any entry inside.
 MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -96,6 +99,7 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
     ),
     "Lending": ("Loan applications", "New application", "Loan products", "Brokers"),
     "Accounts": ("Chart of accounts", "Journal", "Trial balance"),
+    "Brokerage": ("Instruments", "Trades"),
 }
 # Every signed-in member of staff has these, whatever their role.
 EVERYONE: dict[str, frozenset[str]] = {"Notification": R}
@@ -203,6 +207,8 @@ ROLES: dict[str, RoleSpec] = {
                 "Broker": RW,
                 "LoanApplication": RW | {DECIDE, REPAY},
                 "Ledger": R,
+                "Instrument": RW,
+                "Trade": RW | {DECIDE},
             },
             "Everything in their branch; reassigns work; dashboards and exports.",
         ),
@@ -219,6 +225,8 @@ ROLES: dict[str, RoleSpec] = {
                 "ClientDirector": RWD,
                 "Document": RW,
                 "KycCase": RW,
+                "Instrument": R,
+                "Trade": RW,
                 **OWN_TASKS,
             },
             "Leads, clients, tasks and interactions assigned to them; no approvals.",
@@ -237,6 +245,8 @@ ROLES: dict[str, RoleSpec] = {
                 "KycReport": R,
                 "AuditLog": R,
                 "MessageLog": R,
+                "Instrument": R,
+                "Trade": R,
                 **OWN_TASKS,
             },
             "KYC review and approval, documents, compliance dashboard, audit log (read).",
