@@ -138,6 +138,12 @@ class Config:
     CRM_LOAN_LATE_BDM_DAYS = tuple(int(d) for d in _env_list("CRM_LOAN_LATE_BDM_DAYS", "10"))
     CRM_LOAN_STALE_STAGE_DAYS = int(os.environ.get("CRM_LOAN_STALE_STAGE_DAYS", 14))
     """The BDM hears about an application whose stage has not changed for this many days."""
+    # Brokerage (DOMAIN section 5): where instrument prices come from ("csv" or "http").
+    CRM_PRICE_FEED = os.environ.get("CRM_PRICE_FEED", "csv")
+    CRM_PRICE_FEED_FILE = os.environ.get("CRM_PRICE_FEED_FILE", "")
+    CRM_PRICE_FEED_URL = os.environ.get("CRM_PRICE_FEED_URL", "")
+    CRM_PRICE_FEED_TIMEOUT = float(os.environ.get("CRM_PRICE_FEED_TIMEOUT", 10))
+
     CRM_TASK_REMINDER_MINUTES = int(os.environ.get("CRM_TASK_REMINDER_MINUTES", 60))
     # Retention: lost leads untouched this long are anonymised by the nightly job.
     CRM_RETENTION_LOST_LEAD_DAYS = int(os.environ.get("CRM_RETENTION_LOST_LEAD_DAYS", 7 * 365))

@@ -150,3 +150,13 @@ def import_leads_command(path: str, username: str, valid_only: bool) -> None:
     if status != "imported":
         raise click.ClickException(lead_import.message or f"the import is {lead_import.status}")
     click.echo(f"imported {lead_import.imported_rows} leads (import #{import_id})")
+
+
+@crm_cli.command("load-prices")
+@click.argument("path", type=click.Path(dir_okay=False))
+@with_appcontext
+def load_prices_command(path: str) -> None:
+    """Load instrument prices from a CSV file (header: symbol,price,as_of); all rows or none."""
+    from app.brokerage.prices import load_prices_cli
+
+    load_prices_cli(path)
