@@ -99,7 +99,7 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
     ),
     "Lending": ("Loan applications", "New application", "Loan products", "Brokers"),
     "Accounts": ("Chart of accounts", "Journal", "Trial balance"),
-    "Brokerage": ("Instruments", "Trades"),
+    "Brokerage": ("Trades", "Instruments"),
 }
 # Every signed-in member of staff has these, whatever their role.
 EVERYONE: dict[str, frozenset[str]] = {"Notification": R}
