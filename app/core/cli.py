@@ -52,6 +52,7 @@ def seed_demo_command(leads: int) -> None:
         f"demo data added: {created['branches']} branches, {created['leads']} leads, "
         f"{created['clients']} clients, {created['loans']} loan applications."
     )
+    click.echo(f"brokerage: 3 instruments, {created['trades']} trades (one flagged).")
     click.echo(f"logins (password for all: {DEMO_PASSWORD}):")
     for username, role in created["logins"]:
         click.echo(f"  {username:<12} {role}")
