@@ -9,6 +9,9 @@ from typing import Any
 
 from flask import abort, flash, redirect, url_for
 from flask_appbuilder import BaseView, expose, has_access
+from flask_appbuilder.fieldwidgets import DatePickerWidget
+from wtforms import DateField
+from wtforms.validators import Optional
 
 from app.brokerage import services
 from app.brokerage.models import INSTRUMENT_KINDS, RISK_LEVELS, SIDES, Instrument, Trade
@@ -157,7 +160,12 @@ class TradeView(_NoButtonsForMissingRoutes, ServiceModelView):
         "cancelled_at": "Cancelled (UTC)",
         "created_at": "Recorded (UTC)",
     }
-    add_form_extra_fields = {"side": choice_field("Side", SIDES)}
+    add_form_extra_fields = {
+        "side": choice_field("Side", SIDES),
+        "trade_date": DateField(
+            "Trade date", validators=[Optional()], widget=DatePickerWidget(), format="%Y-%m-%d"
+        ),
+    }
     description_columns = {
         "quantity": "Units, up to 6 decimals.",
         "price": "Price per unit, up to 6 decimals.",
