@@ -274,7 +274,11 @@ def test_ledger_postings_and_trial_balance(app, desk):
     report = ledger.trial_balance_report()
     assert report.balanced
     income = next(row for row in report.rows if row.code == ledger.BROKERAGE_INCOME)
-    assert income.credit == D("21.00")
+    assert income.credit == D("21.00")  # 10.00 + 5.00 + 6.00
+    clearing = next(row for row in report.rows if row.code == ledger.EXCHANGE_CLEARING)
+    assert clearing.balance == D("-750.00")  # sold 900.00 - bought 1,000.00 - 650.00
+    cash = next(row for row in report.rows if row.code == ledger.CASH)
+    assert cash.balance == D("771.00")  # in 1,010.00 + 655.00, out 894.00
 
 
 def test_suitability_flag_on_trade_and_compliance_report(app, desk):
@@ -494,3 +498,50 @@ def test_concurrent_sells_of_the_whole_holding(pg_app):
     )
     assert services.verify_positions() == []
     assert ledger.trial_balance_report().balanced
+
+
+def test_trade_screens_record_settle_and_cancel(app, desk):
+    client, acme = desk["client"], desk["instrument"]
+    http = app.test_client()
+    login(http, desk["manager"].user.username)
+    form = {
+        "client": str(client.id),
+        "instrument": str(acme.id),
+        "side": "buy",
+        "quantity": "10",
+        "price": "100.5",
+        "fees": "2.00",
+        "trade_date": "2026-11-02",
+    }
+    assert http.post("/tradeview/add", data=form).status_code == 302
+    bought = db.session.scalar(select(Trade))
+    assert (bought.gross_amount, bought.trade_date, bought.status) == (
+        D("1005.00"),
+        DAY,
+        "pending",
+    )
+    # A sell beyond the (unsettled) holding is refused on the form; nothing is written.
+    page = http.post("/tradeview/add", data={**form, "side": "sell"}, follow_redirects=True)
+    assert "can sell at most 0" in page.get_data(as_text=True)
+    assert count(Trade) == 1
+
+    done = http.post(f"/tradeview/settle/{bought.id}", follow_redirects=True)
+    assert f"TR-{bought.id:06d} settled." in done.get_data(as_text=True)
+    again = http.post(f"/tradeview/cancel/{bought.id}", follow_redirects=True)
+    assert "only a pending trade cancels" in again.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Trade, bought.id).status == "settled"
+    # Trades are not edited: there is no edit screen.
+    assert http.get(f"/tradeview/edit/{bought.id}").status_code == 404
+
+    # An agent records trades but may not settle them.
+    agent = app.test_client()
+    login(agent, desk["agent"].user.username)
+    assert agent.post("/tradeview/add", data={**form, "quantity": "1"}).status_code == 302
+    pending = db.session.scalar(select(Trade).where(Trade.status == "pending"))
+    refused = agent.post(f"/tradeview/settle/{pending.id}")
+    assert refused.status_code in (302, 403) and "/login" in refused.headers.get(
+        "Location", "/login"
+    )
+    db.session.expire_all()
+    assert db.session.get(Trade, pending.id).status == "pending"

@@ -38,7 +38,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, inspect, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.brokerage.models import (
@@ -141,7 +141,11 @@ def prepare_instrument(instrument: Instrument) -> Instrument:
     instrument.risk_level = parse_choice(instrument.risk_level, "risk_level", RISK_LEVELS)
     if instrument.last_price is not None:
         instrument.last_price = parse_units(instrument.last_price, "last_price", MAX_UNIT_PRICE)
-        instrument.last_price_at = instrument.last_price_at or utcnow()
+        if (
+            instrument.last_price_at is None
+            or inspect(instrument).attrs.last_price.history.has_changes()
+        ):
+            instrument.last_price_at = utcnow()
     if instrument.active is None:
         instrument.active = True
     return instrument
