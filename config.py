@@ -158,6 +158,11 @@ class Config:
     CRM_CONTRACT_RENEWAL_DAYS = tuple(
         int(d) for d in _env_list("CRM_CONTRACT_RENEWAL_DAYS", "60,30")
     )
+    # Brokerage (DOMAIN section 5): where instrument prices come from ("csv" or "http").
+    CRM_PRICE_FEED = os.environ.get("CRM_PRICE_FEED", "csv")
+    CRM_PRICE_FEED_FILE = os.environ.get("CRM_PRICE_FEED_FILE", "")
+    CRM_PRICE_FEED_URL = os.environ.get("CRM_PRICE_FEED_URL", "")
+    CRM_PRICE_FEED_TIMEOUT = float(os.environ.get("CRM_PRICE_FEED_TIMEOUT", 10))
 
     CRM_TASK_REMINDER_MINUTES = int(os.environ.get("CRM_TASK_REMINDER_MINUTES", 60))
     # Retention: lost leads untouched this long are anonymised by the nightly job.

@@ -9,10 +9,13 @@ from flask_appbuilder import AppBuilder
 def register_views(builder: AppBuilder) -> None:
     import app.billing.events  # noqa: F401  (invoices on timelines, renewals on calendars)
     import app.billing.models  # noqa: F401
+    import app.brokerage.events  # noqa: F401  (trades on client timelines)
     import app.ledger.models  # noqa: F401  (tables every desk posts to)
     import app.lending.events  # noqa: F401  (loans on client timelines and calendars)
     import app.lending.models  # noqa: F401
     from app.audit.views import AuditLogApi, AuditLogView
+    from app.brokerage.api import InstrumentApi, PortfolioApi, TradeApi
+    from app.brokerage.views import InstrumentView, PortfolioView, TradeView
     from app.clients.api import ClientApi, ClientContactApi, ClientDirectorApi
     from app.clients.views import ClientContactView, ClientDirectorView, ClientView
     from app.comms.views import (
@@ -105,6 +108,15 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view_no_menu(LoanProductFeeView)
     builder.add_view(BrokerView, "Brokers", icon="fa-briefcase", category="Lending")
     builder.add_view(
+        TradeView,
+        "Trades",
+        icon="fa-exchange",
+        category="Brokerage",
+        category_icon="fa-line-chart",
+    )
+    builder.add_view(InstrumentView, "Instruments", icon="fa-bar-chart", category="Brokerage")
+    builder.add_view_no_menu(PortfolioView)
+    builder.add_view(
         NotificationCenterView,
         "Notifications",
         icon="fa-bell",
@@ -166,6 +178,9 @@ def register_views(builder: AppBuilder) -> None:
         LoanProductApi,
         BrokerApi,
         OfferApi,
+        InstrumentApi,
+        TradeApi,
+        PortfolioApi,
     ):
         builder.add_api(api)
     # The private ICS feed: no sign-in (the secret link is the credential), so not a FAB view.

@@ -54,6 +54,7 @@ def seed_demo_command(leads: int) -> None:
     )
     click.echo(f"offers: {created['offers']} (run daily; see Sales > Offers).")
     click.echo(f"billing: {created['invoices']} invoices, one quotation, one contract.")
+    click.echo(f"brokerage: 3 instruments, {created['trades']} trades (one flagged).")
     click.echo(f"logins (password for all: {DEMO_PASSWORD}):")
     for username, role in created["logins"]:
         click.echo(f"  {username:<12} {role}")
@@ -152,3 +153,13 @@ def import_leads_command(path: str, username: str, valid_only: bool) -> None:
     if status != "imported":
         raise click.ClickException(lead_import.message or f"the import is {lead_import.status}")
     click.echo(f"imported {lead_import.imported_rows} leads (import #{import_id})")
+
+
+@crm_cli.command("load-prices")
+@click.argument("path", type=click.Path(dir_okay=False))
+@with_appcontext
+def load_prices_command(path: str) -> None:
+    """Load instrument prices from a CSV file (header: symbol,price,as_of); all rows or none."""
+    from app.brokerage.prices import load_prices_cli
+
+    load_prices_cli(path)

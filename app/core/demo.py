@@ -106,11 +106,13 @@ def seed_demo(lead_count: int = 60, seed: int = 7) -> dict | None:
     loans = _demo_lending(profiles["bdm"], profiles["broker"])
     offers = _demo_offers(profiles["manager"])
     invoices = _demo_billing(profiles["agent"])
+    trades = _demo_brokerage(agents[0])
     return {
         "clients": clients,
         "loans": loans,
         "offers": offers,
         "invoices": invoices,
+        "trades": trades,
         "branches": len(branches),
         "leads": lead_count,
         "logins": [(username, role) for username, role, *_ in STAFF],
@@ -451,3 +453,62 @@ def _demo_billing(agent) -> int:
         )
     )
     return 2
+
+
+def _demo_brokerage(agent) -> int:
+    """Three instruments with prices and a few trades for one of the agent's clients: buys and
+    a partial sell settled, and a pending buy above the client's risk profile (flagged)."""
+    from decimal import Decimal
+
+    from app.brokerage import services
+    from app.brokerage.models import Instrument
+    from app.clients.models import Client
+
+    made = {}
+    for symbol, name, kind, risk, price in (
+        ("INFY", "Infosys Ltd", "stock", "aggressive", "1523.40"),
+        ("NIFTYBEES", "Nippon India ETF Nifty 50 BeES", "etf", "moderate", "268.15"),
+        ("GSEC2033", "Government of India 7.18% 2033", "bond", "conservative", "101.625"),
+    ):
+        made[symbol] = services.prepare_instrument(
+            Instrument(
+                symbol=symbol,
+                name=name,
+                kind=kind,
+                exchange="NSE",
+                risk_level=risk,
+                last_price=Decimal(price),
+            )
+        )
+        db.session.add(made[symbol])
+    db.session.flush()
+    clients = db.session.scalars(
+        select(Client)
+        .where(Client.relationship_manager_id == agent.user_id)
+        .order_by(Client.risk_profile != "aggressive", Client.id)
+    ).all()
+    client = clients[-1]  # one that is not aggressive, if the agent has one
+    today = utcnow().date()
+    count = 0
+    for symbol, side, quantity, price, fees, days_ago, settle in (
+        ("NIFTYBEES", "buy", "100", "250.00", "25.00", 20, True),
+        ("GSEC2033", "buy", "50", "100.50", "10.00", 15, True),
+        ("NIFTYBEES", "buy", "50", "262.00", "13.10", 10, True),
+        ("NIFTYBEES", "sell", "60", "270.00", "16.20", 5, True),
+        ("INFY", "buy", "10", "1510.00", "15.10", 1, False),
+    ):
+        trade = services.record_trade(
+            {
+                "client_id": client.id,
+                "instrument_id": made[symbol].id,
+                "side": side,
+                "quantity": quantity,
+                "price": price,
+                "fees": fees,
+                "trade_date": today - timedelta(days=days_ago),
+            }
+        )
+        if settle:
+            services.settle_trade(trade.id, today - timedelta(days=days_ago - 1))
+        count += 1
+    return count

@@ -55,6 +55,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
         "default",
         6 * HOUR + 15 * MINUTE,
     ),
+    PeriodicJob("price-refresh", "app.brokerage.jobs.refresh_prices", HOUR, "default", 5 * MINUTE),
 )
 
 BY_NAME = {job.name: job for job in PERIODIC_JOBS}

@@ -237,6 +237,15 @@ class KycQueueView(BaseView):
         return redirect(url_for(f"{self.endpoint}.queue"))
 
 
+def _suitability_flags(builder):
+    """The brokerage desk's suitability flags (count, latest), for those who may read trades."""
+    from app.brokerage.services import suitability_flags
+
+    if not builder.sm.has_access("can_read", "Trade"):
+        return None
+    return suitability_flags()
+
+
 class KycReportView(BaseView):
     """Counts by status and branch, cases waiting per reviewer, documents expiring; CSV export."""
 
@@ -255,6 +264,7 @@ class KycReportView(BaseView):
             title="KYC report",
             report=build_report(),
             statuses=KYC_STATUSES,
+            suitability=_suitability_flags(self.appbuilder),
         )
 
     @expose("/export.csv")

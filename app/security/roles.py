@@ -80,6 +80,8 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "Quotation": ("Quotations",),
     "Invoice": ("Invoices", "Payments"),
     "Contract": ("Contracts",),
+    "Instrument": ("Instruments",),
+    "Trade": ("Trades",),
 }
 # Actions a resource has beyond read/write/delete (each its own permission).
 EXTRA_ACTIONS: dict[str, frozenset[str]] = {
@@ -87,6 +89,7 @@ EXTRA_ACTIONS: dict[str, frozenset[str]] = {
     "KycCase": frozenset({APPROVE}),
     "LoanApplication": frozenset({DECIDE, REPAY}),
     "Invoice": frozenset({DECIDE, REPAY}),  # billing: decide issues and voids, repay records
+    "Trade": frozenset({DECIDE}),  # settle and cancel trades
 }
 # Menu categories: shown when the role can open any entry inside.
 MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -105,6 +108,7 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
     "Lending": ("Loan applications", "New application", "Loan products", "Brokers"),
     "Accounts": ("Chart of accounts", "Journal", "Trial balance"),
     "Billing": ("Products and services", "Quotations", "Invoices", "Payments", "Contracts"),
+    "Brokerage": ("Trades", "Instruments"),
 }
 # Every signed-in member of staff has these, whatever their role.
 EVERYONE: dict[str, frozenset[str]] = {"Notification": R}
@@ -218,6 +222,8 @@ ROLES: dict[str, RoleSpec] = {
                 "Quotation": RW,
                 "Invoice": RW | {DECIDE, REPAY},
                 "Contract": RW,
+                "Instrument": RW,
+                "Trade": RW | {DECIDE},
             },
             "Everything in their branch; reassigns work; dashboards and exports.",
         ),
@@ -240,6 +246,8 @@ ROLES: dict[str, RoleSpec] = {
                 "Quotation": RW,
                 "Invoice": R,
                 "Contract": RW,
+                "Instrument": R,
+                "Trade": RW,
                 **OWN_TASKS,
             },
             "Leads, clients, tasks and interactions assigned to them; no approvals.",
@@ -259,6 +267,8 @@ ROLES: dict[str, RoleSpec] = {
                 "AuditLog": R,
                 "MessageLog": R,
                 "Contract": R,
+                "Instrument": R,
+                "Trade": R,
                 **OWN_TASKS,
             },
             "KYC review and approval, documents, compliance dashboard, audit log (read).",

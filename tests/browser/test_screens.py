@@ -112,6 +112,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Payments",
             "Contracts",
         ]
+        assert menu["Brokerage"] == ["Trades", "Instruments"]
         assert "Security" in menu
     elif role == "Agent":
         assert menu == {
@@ -121,6 +122,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Compliance": ["Documents", "KYC cases"],
             "Communication": ["Notifications", "My preferences"],
             "Billing": ["Products and services", "Quotations", "Invoices", "Payments", "Contracts"],
+            "Brokerage": ["Trades", "Instruments"],
         }
         assert "Audit log" not in shown and "KYC queue" not in shown
         assert "Security" not in menu and "Staff" not in shown

@@ -1,0 +1,1 @@
+"""Brokerage desk: instruments, trades, holdings, prices and suitability."""
