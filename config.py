@@ -138,6 +138,15 @@ class Config:
     CRM_LOAN_LATE_BDM_DAYS = tuple(int(d) for d in _env_list("CRM_LOAN_LATE_BDM_DAYS", "10"))
     CRM_LOAN_STALE_STAGE_DAYS = int(os.environ.get("CRM_LOAN_STALE_STAGE_DAYS", 14))
     """The BDM hears about an application whose stage has not changed for this many days."""
+    # Forex desk and loyalty (DOMAIN section 8): the desk's spread in basis points, how long a
+    # quote holds, the rate feed (a CSV file, or a provider URL answering JSON or CSV), and the
+    # points rule (points per whole unit of base-currency value sold).
+    CRM_FX_SPREAD_BPS = int(os.environ.get("CRM_FX_SPREAD_BPS", 50))
+    CRM_FX_QUOTE_SECONDS = int(os.environ.get("CRM_FX_QUOTE_SECONDS", 60))
+    CRM_FX_RATES_FILE = os.environ.get("CRM_FX_RATES_FILE", str(INSTANCE_DIR / "fx_rates.csv"))
+    CRM_FX_RATES_URL = os.environ.get("CRM_FX_RATES_URL") or None
+    CRM_LOYALTY_POINTS_PER_UNIT = int(os.environ.get("CRM_LOYALTY_POINTS_PER_UNIT", 1))
+    CRM_LOYALTY_UNIT_AMOUNT = os.environ.get("CRM_LOYALTY_UNIT_AMOUNT", "100.00")
     CRM_TASK_REMINDER_MINUTES = int(os.environ.get("CRM_TASK_REMINDER_MINUTES", 60))
     # Retention: lost leads untouched this long are anonymised by the nightly job.
     CRM_RETENTION_LOST_LEAD_DAYS = int(os.environ.get("CRM_RETENTION_LOST_LEAD_DAYS", 7 * 365))

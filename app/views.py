@@ -7,9 +7,12 @@ from flask_appbuilder import AppBuilder
 
 
 def register_views(builder: AppBuilder) -> None:
+    import app.forex.events  # noqa: F401  (exchanges and points on client timelines)
+    import app.forex.models  # noqa: F401
     import app.ledger.models  # noqa: F401  (tables every desk posts to)
     import app.lending.events  # noqa: F401  (loans on client timelines and calendars)
     import app.lending.models  # noqa: F401
+    import app.loyalty.models  # noqa: F401
     from app.audit.views import AuditLogApi, AuditLogView
     from app.clients.api import ClientApi, ClientContactApi, ClientDirectorApi
     from app.clients.views import ClientContactView, ClientDirectorView, ClientView
@@ -23,6 +26,15 @@ def register_views(builder: AppBuilder) -> None:
     from app.core.jobs_view import JobsView
     from app.documents.api import DocumentApi
     from app.documents.views import DocumentView
+    from app.forex.api import CurrencyApi, FxExchangeApi, FxRateApi, ReserveApi, WalletApi
+    from app.forex.views import (
+        CurrencyView,
+        ExchangeView,
+        FxExchangeView,
+        FxRateView,
+        ReserveView,
+        WalletView,
+    )
     from app.kyc.api import KycCaseApi
     from app.kyc.views import KycCaseView, KycQueueView, KycReportView
     from app.leads.api import InteractionApi, LeadApi
@@ -38,6 +50,8 @@ def register_views(builder: AppBuilder) -> None:
         LoanProductView,
         NewApplicationView,
     )
+    from app.loyalty.api import LoyaltyApi, VoucherApi
+    from app.loyalty.views import LoyaltyTransactionView, RedeemView, VoucherView
     from app.org.api import BranchApi, StaffApi
     from app.org.views import BranchView, StaffView
     from app.tasks.api import TaskApi
@@ -99,6 +113,21 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view_no_menu(LoanProductFeeView)
     builder.add_view(BrokerView, "Brokers", icon="fa-briefcase", category="Lending")
     builder.add_view(
+        ExchangeView,
+        "Exchange",
+        icon="fa-exchange",
+        category="Forex",
+        category_icon="fa-globe",
+    )
+    builder.add_view(FxExchangeView, "Exchanges", icon="fa-list", category="Forex")
+    builder.add_view(WalletView, "Wallets", icon="fa-credit-card", category="Forex")
+    builder.add_view(CurrencyView, "Currencies", icon="fa-money", category="Forex")
+    builder.add_view(FxRateView, "FX rates", icon="fa-line-chart", category="Forex")
+    builder.add_view(ReserveView, "Reserves", icon="fa-university", category="Forex")
+    builder.add_view(VoucherView, "Vouchers", icon="fa-ticket", category="Forex")
+    builder.add_view(LoyaltyTransactionView, "Loyalty", icon="fa-star", category="Forex")
+    builder.add_view_no_menu(RedeemView)
+    builder.add_view(
         NotificationCenterView,
         "Notifications",
         icon="fa-bell",
@@ -137,6 +166,13 @@ def register_views(builder: AppBuilder) -> None:
         LoanApplicationApi,
         LoanProductApi,
         BrokerApi,
+        CurrencyApi,
+        FxRateApi,
+        WalletApi,
+        FxExchangeApi,
+        ReserveApi,
+        VoucherApi,
+        LoyaltyApi,
     ):
         builder.add_api(api)
     # The private ICS feed: no sign-in (the secret link is the credential), so not a FAB view.

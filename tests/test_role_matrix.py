@@ -47,6 +47,7 @@ URL_VALUES = {
     "locale": "en",
     "document_id": "0",
     "fee_id": "0",
+    "code": "XXX",
 }
 
 

@@ -73,12 +73,18 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "LoanProduct": ("Loan products",),
     "Broker": ("Brokers",),
     "Ledger": ("Chart of accounts", "Journal", "Trial balance"),
+    "Currency": ("Currencies", "FX rates"),
+    "Wallet": ("Wallets",),
+    "FxExchange": ("Exchange", "Exchanges"),
+    "FxReserve": ("Reserves",),
+    "Loyalty": ("Vouchers", "Loyalty"),
 }
 # Actions a resource has beyond read/write/delete (each its own permission).
 EXTRA_ACTIONS: dict[str, frozenset[str]] = {
     "Client": frozenset({REVEAL}),
     "KycCase": frozenset({APPROVE}),
     "LoanApplication": frozenset({DECIDE, REPAY}),
+    "Wallet": frozenset({REPAY}),  # deposits and withdrawals
 }
 # Menu categories: shown when the role can open any entry inside.
 MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -96,6 +102,16 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
     ),
     "Lending": ("Loan applications", "New application", "Loan products", "Brokers"),
     "Accounts": ("Chart of accounts", "Journal", "Trial balance"),
+    "Forex": (
+        "Currencies",
+        "FX rates",
+        "Wallets",
+        "Exchange",
+        "Exchanges",
+        "Reserves",
+        "Vouchers",
+        "Loyalty",
+    ),
 }
 # Every signed-in member of staff has these, whatever their role.
 EVERYONE: dict[str, frozenset[str]] = {"Notification": R}
@@ -203,6 +219,10 @@ ROLES: dict[str, RoleSpec] = {
                 "Broker": RW,
                 "LoanApplication": RW | {DECIDE, REPAY},
                 "Ledger": R,
+                "Currency": RW,
+                "Wallet": RW | {REPAY},
+                "FxExchange": RW,
+                "Loyalty": RW,
             },
             "Everything in their branch; reassigns work; dashboards and exports.",
         ),
@@ -219,6 +239,10 @@ ROLES: dict[str, RoleSpec] = {
                 "ClientDirector": RWD,
                 "Document": RW,
                 "KycCase": RW,
+                "Currency": R,
+                "Wallet": R,
+                "FxExchange": RW,
+                "Loyalty": RW,
                 **OWN_TASKS,
             },
             "Leads, clients, tasks and interactions assigned to them; no approvals.",
@@ -237,6 +261,8 @@ ROLES: dict[str, RoleSpec] = {
                 "KycReport": R,
                 "AuditLog": R,
                 "MessageLog": R,
+                "Wallet": R,
+                "FxExchange": R,
                 **OWN_TASKS,
             },
             "KYC review and approval, documents, compliance dashboard, audit log (read).",
