@@ -150,3 +150,20 @@ def import_leads_command(path: str, username: str, valid_only: bool) -> None:
     if status != "imported":
         raise click.ClickException(lead_import.message or f"the import is {lead_import.status}")
     click.echo(f"imported {lead_import.imported_rows} leads (import #{import_id})")
+
+
+@crm_cli.command("load-rates")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def load_rates_command(path: str) -> None:
+    """Load FX rates from a CSV file (base,quote,rate,as_of): every row checked, all or none."""
+    from app.core.errors import DomainError
+    from app.forex.rates import CsvRateFeed, load_rates
+
+    try:
+        added = load_rates(CsvRateFeed(path))
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"{path}: {exc}") from exc
+    click.echo(f"{len(added)} rate(s) added from {path}")

@@ -44,6 +44,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     # Arrears first (00:30 UTC), reminders once the day's arrears are known (06:00 UTC).
     PeriodicJob("loan-arrears", "app.lending.jobs.update_arrears", DAY, "default", 30 * MINUTE),
     PeriodicJob("loan-reminders", "app.lending.jobs.send_loan_reminders", DAY, "default", 6 * HOUR),
+    PeriodicJob("fx-rates", "app.forex.jobs.refresh_rates", 15 * MINUTE),
 )
 
 BY_NAME = {job.name: job for job in PERIODIC_JOBS}

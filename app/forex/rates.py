@@ -117,8 +117,9 @@ def _parse_row(raw: dict, known: set[str]) -> RateRow:
 
 
 def load_rates(feed: RateFeed) -> list[FxRate]:
-    """Check every row of the feed, then add them all (the caller commits); one bad row and
-    nothing is added, with the errors by line (line 2 is the first after the header)."""
+    """Check every row of the feed, then add those not already known (the caller commits); one
+    bad row and nothing is added, with the errors by line (line 2 is the first after the
+    header). Returns the rates added."""
     rows = feed.fetch()
     known = set(db.session.scalars(select(Currency.code), execution_options=UNSCOPED))
     parsed, errors = [], []
@@ -131,10 +132,25 @@ def load_rates(feed: RateFeed) -> list[FxRate]:
         raise FieldError("; ".join(errors[:20]) + ("; ..." if len(errors) > 20 else ""), "rates")
     if not parsed:
         raise FieldError("the feed has no rates.", "rates")
-    added = [
-        FxRate(base=r.base, quote=r.quote, rate=r.rate, as_of=r.as_of, source=feed.name[:60])
-        for r in parsed
-    ]
+    # A feed read twice (the periodic job re-reading an unchanged file) adds nothing new.
+    seen = {
+        (base, quote, as_of)
+        for base, quote, as_of in db.session.execute(
+            select(FxRate.base, FxRate.quote, FxRate.as_of).where(
+                FxRate.as_of.in_({r.as_of for r in parsed})
+            ),
+            execution_options=UNSCOPED,
+        )
+    }
+    added = []
+    for r in parsed:
+        if (r.base, r.quote, r.as_of) not in seen:
+            seen.add((r.base, r.quote, r.as_of))
+            added.append(
+                FxRate(
+                    base=r.base, quote=r.quote, rate=r.rate, as_of=r.as_of, source=feed.name[:60]
+                )
+            )
     db.session.add_all(added)
     db.session.flush()
     return added
