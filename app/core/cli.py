@@ -50,7 +50,8 @@ def seed_demo_command(leads: int) -> None:
     db.session.commit()
     click.echo(
         f"demo data added: {created['branches']} branches, {created['leads']} leads, "
-        f"{created['clients']} clients, {created['loans']} loan applications."
+        f"{created['clients']} clients, {created['loans']} loan applications, "
+        f"{created['exchanges']} forex exchange."
     )
     click.echo(f"logins (password for all: {DEMO_PASSWORD}):")
     for username, role in created["logins"]:

@@ -16,7 +16,7 @@ from app.core.errors import DomainError
 from app.extensions import db
 from app.forex import services, wallets
 from app.forex.models import Currency, FxExchange, FxRate, Reserve, Wallet
-from app.forex.views import RESERVE_PERMISSIONS, WALLET_PERMISSIONS
+from app.forex.views import RESERVE_PERMISSIONS, RW_PERMISSIONS, WALLET_PERMISSIONS
 from app.security.roles import API_METHOD_ACTIONS, REPAY
 
 
@@ -43,6 +43,7 @@ class CurrencyApi(_ActionApi):
     resource_name = "currency"
     datamodel = CrmSQLAInterface(Currency)
     class_permission_name = "Currency"
+    base_permissions = RW_PERMISSIONS
     prepare = staticmethod(wallets.prepare_currency)
     include_route_methods = {"get", "get_list", "info", "post", "put"}
     list_columns = show_columns = ["id", "code", "name", "minor_units", "active"]
@@ -54,6 +55,7 @@ class FxRateApi(_ActionApi):
     resource_name = "fxrate"
     datamodel = CrmSQLAInterface(FxRate)
     class_permission_name = "Currency"
+    base_permissions = RW_PERMISSIONS
     include_route_methods = {"get", "get_list", "info"}
     list_columns = show_columns = ["id", "base", "quote", "rate", "as_of", "source"]
     base_order = ("as_of", "desc")
@@ -133,6 +135,7 @@ class FxExchangeApi(_ActionApi):
     resource_name = "fxexchange"
     datamodel = CrmSQLAInterface(FxExchange)
     class_permission_name = "FxExchange"
+    base_permissions = RW_PERMISSIONS
     method_permission_name = {**API_METHOD_ACTIONS, "quote": "write", "execute": "write"}
     include_route_methods = {"get", "get_list", "info", "quote", "execute"}
     list_columns = show_columns = [

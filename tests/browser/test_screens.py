@@ -105,6 +105,16 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Brokers",
         ]
         assert menu["Accounts"] == ["Chart of accounts", "Journal", "Trial balance"]
+        assert menu["Forex"] == [
+            "Exchange",
+            "Exchanges",
+            "Wallets",
+            "Currencies",
+            "FX rates",
+            "Reserves",
+            "Vouchers",
+            "Loyalty",
+        ]
         assert "Security" in menu
     elif role == "Agent":
         assert menu == {
@@ -113,6 +123,15 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Tasks": ["My tasks", "Overdue", "All tasks", "Calendar"],
             "Compliance": ["Documents", "KYC cases"],
             "Communication": ["Notifications", "My preferences"],
+            "Forex": [
+                "Exchange",
+                "Exchanges",
+                "Wallets",
+                "Currencies",
+                "FX rates",
+                "Vouchers",
+                "Loyalty",
+            ],
         }
         assert "Audit log" not in shown and "KYC queue" not in shown
         assert "Security" not in menu and "Staff" not in shown
