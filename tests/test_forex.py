@@ -329,3 +329,39 @@ def test_the_api_quotes_executes_and_refuses_with_json(client_, client, agent):
         headers=headers,
     ).status_code in (404, 405)
     assert wallet_of(client_, "USD").balance == D("900.00")
+
+
+def test_exchanges_and_points_show_on_the_client_timeline(client_):
+    from app.clients.timeline import client_timeline
+
+    exchange = quote(client_)
+    services.execute(exchange.id)
+    db.session.commit()
+    _, events = client_timeline(client_.id, {"exchange", "loyalty"}, None, 20)
+    titles = [e.title for e in events]
+    assert f"{exchange.reference}: sold 100.00 USD for 91.54 EUR" in titles
+    assert "83 loyalty point(s) earned" in titles
+
+
+def test_a_manager_opens_a_wallet_and_deposits_on_screen_but_never_edits_it(client_, client):
+    manager = make_staff("Manager", client_.branch)
+    db.session.commit()
+    login(client, manager.user.username)
+    answer = client.post("/walletview/add", data={"client": client_.id, "currency": "EUR"})
+    assert answer.status_code == 302
+    eur = wallet_of(client_, "EUR")
+    assert eur is not None and eur.balance == D("0.00")
+    again = client.post(
+        "/walletview/add",
+        data={"client": client_.id, "currency": "EUR"},
+        follow_redirects=True,
+    )
+    assert "already has a EUR wallet" in again.get_data(as_text=True)
+    client.post(f"/walletview/deposit/{eur.id}", data={"amount": "25.50"})
+    refused = client.post(
+        f"/walletview/withdraw/{eur.id}", data={"amount": "30"}, follow_redirects=True
+    )
+    assert "wallet EUR holds 25.50, less than 30.00" in refused.get_data(as_text=True)
+    assert client.get(f"/walletview/edit/{eur.id}").status_code == 404
+    assert client.post(f"/walletview/edit/{eur.id}", data={"balance": "999"}).status_code == 404
+    assert wallet_of(client_, "EUR").balance == D("25.50") == wallets.ledger_balance(eur)

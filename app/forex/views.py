@@ -99,6 +99,11 @@ class FxRateView(ServiceModelView):
     formatters_columns = {"as_of": display_timestamp}
     description_columns = {"rate": "How many of the quote currency one unit of the base buys."}
 
+    @expose("/edit/<pk>", methods=["GET", "POST"])
+    @has_access
+    def edit(self, pk):
+        abort(404)  # a rate is history: a new rate is added instead
+
 
 class WalletView(ServiceModelView):
     """Wallets open empty; money moves in and out with the deposit and withdraw forms."""
@@ -133,6 +138,11 @@ class WalletView(ServiceModelView):
             raise ConflictError(f"the client already has a {wallet.currency} wallet.", "currency")
         wallet.balance = wallets.ZERO
         return wallet
+
+    @expose("/edit/<pk>", methods=["GET", "POST"])
+    @has_access
+    def edit(self, pk):
+        abort(404)  # nothing of a wallet is edited; its balance moves only by postings
 
     @expose("/show/<pk>", methods=["GET"])
     @has_access
