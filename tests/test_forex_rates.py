@@ -150,3 +150,40 @@ def test_the_periodic_job_reads_the_configured_file(currencies, app, tmp_path, p
         app.config.update(saved)
     db.session.expire_all()
     assert current_rate("USD", "EUR") == Decimal("0.94")
+
+
+def test_a_manager_adds_a_currency_and_a_rate_by_screen(app, client):
+    from app.forex.models import Currency
+    from tests.support import login, make_branch, make_staff
+
+    manager = make_staff("Manager", make_branch())
+    make_currencies("INR", "USD")
+    db.session.commit()
+    login(client, manager.user.username)
+    answer = client.post(
+        "/currencyview/add", data={"code": "gbp", "name": "Pound sterling", "active": "y"}
+    )
+    assert answer.status_code == 302
+    db.session.expire_all()
+    assert db.session.query(Currency).filter_by(code="GBP").one().name == "Pound sterling"
+    form = client.get("/fxrateview/add").get_data(as_text=True)
+    assert 'name="rate"' in form
+    answer = client.post(
+        "/fxrateview/add",
+        data={"base": "gbp", "quote": "INR", "rate": "105.5", "as_of": "2026-11-21 09:00:00"},
+    )
+    assert answer.status_code == 302
+    assert current_rate("GBP", "INR") == Decimal("105.5")
+    refused = client.post(
+        "/fxrateview/add",
+        data={"base": "GBP", "quote": "INR", "rate": "-2", "as_of": "2026-11-21 09:00:00"},
+        follow_redirects=True,
+    )
+    assert "Rate: must be between 0 and 9999999999." in refused.get_data(as_text=True)
+    zero = client.post(
+        "/fxrateview/add",
+        data={"base": "GBP", "quote": "INR", "rate": "0", "as_of": "2026-11-21 09:00:00"},
+        follow_redirects=True,
+    )
+    assert "Rate: must be more than 0" in zero.get_data(as_text=True)
+    assert count(FxRate) == 1

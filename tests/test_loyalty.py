@@ -171,3 +171,35 @@ def test_concurrent_redemptions_never_go_negative(pg_app):
     db.session.expire_all()
     assert services.points_of(client_id) == 81
     assert count(VoucherRedemption) == 2
+
+
+def test_a_manager_adds_a_voucher_and_redeems_it_on_screen(agent, client):
+    from tests.support import login
+
+    owner = desk(agent)
+    exchange(owner, "145.00")  # 120 points
+    manager = make_staff("Manager", owner.branch)
+    db.session.commit()
+    login(client, manager.user.username)
+    added = client.post(
+        "/voucherview/add",
+        data={"code": "cafe", "name": "Coffee voucher", "points_cost": "100", "active": "y"},
+    )
+    assert added.status_code == 302
+    coupon = db.session.scalars(select(Voucher).where(Voucher.code == "CAFE")).one()
+    assert "Coffee voucher" in client.get("/loyalty/redeem").get_data(as_text=True)
+    done = client.post(
+        "/loyalty/redeem",
+        data={"client_id": owner.id, "voucher_id": coupon.id},
+        follow_redirects=True,
+    )
+    assert "Coffee voucher redeemed for 100 points; 20 points left." in done.get_data(as_text=True)
+    short = client.post(
+        "/loyalty/redeem",
+        data={"client_id": owner.id, "voucher_id": coupon.id},
+        follow_redirects=True,
+    )
+    assert "needs 100 points, the client has 20." in short.get_data(as_text=True)
+    assert services.points_of(owner.id) == 20
+    listing = client.get("/loyaltytransactionview/list/").get_data(as_text=True)
+    assert "Voucher Coffee voucher" in listing and "Exchange FX-" in listing

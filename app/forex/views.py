@@ -10,6 +10,7 @@ from typing import Any
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from sqlalchemy import select
+from wtforms import BooleanField
 
 from app.clients.models import Client
 from app.core.audit import record_rejection
@@ -28,6 +29,8 @@ RW_PERMISSIONS = ["can_read", "can_write"]
 WALLET_PERMISSIONS = ["can_read", "can_write", "can_repay"]
 """Shared by every screen and API of the Wallet resource (FAB needs them identical)."""
 RESERVE_PERMISSIONS = ["can_read", "can_write"]
+ACTIVE_FIELD = {"active": BooleanField("Active", default=True)}
+"""An unticked box means inactive (FAB would make a non-null flag a required tick)."""
 
 
 def _money(value) -> str:
@@ -59,6 +62,7 @@ class CurrencyView(ServiceModelView):
     show_columns = list_columns
     add_columns = ["code", "name", "active"]
     edit_columns = ["name", "active"]
+    add_form_extra_fields = edit_form_extra_fields = ACTIVE_FIELD
 
     def post_add(self, item: Currency) -> None:
         wallets.reserve_for(item.code)
@@ -78,7 +82,9 @@ def prepare_rate(rate: FxRate) -> FxRate:
     wallets.active_currency(rate.quote, "quote")
     if rate.base == rate.quote:
         raise FieldError("must differ from the base currency.", "quote")
-    rate.rate = parse_decimal(rate.rate, "rate", Decimal("0.00000001"), Decimal("9999999999"))
+    rate.rate = parse_decimal(rate.rate, "rate", Decimal("0"), Decimal("9999999999"))
+    if rate.rate.quantize(Decimal("0.00000001")) <= 0:
+        raise FieldError("must be more than 0 (at most 8 decimal places).", "rate")
     rate.as_of = rate.as_of or utcnow()
     rate.source = "manual"
     return rate

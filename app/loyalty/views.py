@@ -10,7 +10,7 @@ from app.clients.models import Client
 from app.core.crud import CrmSQLAInterface, ServiceModelView
 from app.core.forms import display_timestamp
 from app.extensions import db
-from app.forex.views import RW_PERMISSIONS, _run
+from app.forex.views import ACTIVE_FIELD, RW_PERMISSIONS, _run
 from app.loyalty import services
 from app.loyalty.models import LoyaltyAccount, LoyaltyTransaction, Voucher
 from app.security.scoping import UNSCOPED
@@ -25,6 +25,7 @@ class VoucherView(ServiceModelView):
     list_columns = ["code", "name", "points_cost", "stock", "active"]
     show_columns = list_columns
     add_columns = edit_columns = list_columns
+    add_form_extra_fields = edit_form_extra_fields = ACTIVE_FIELD
     description_columns = {"stock": "How many are left to give; empty for no limit."}
 
 
