@@ -17,7 +17,15 @@ from app.forex import services, wallets
 from app.forex.models import FxExchange, Reserve, Wallet, WalletPosting
 from app.ledger import services as ledger
 from app.ledger.models import JournalEntry, JournalLine
-from tests.forex_support import desk, fund, make_currencies, make_fx_client, make_rate, top_up
+from tests.forex_support import (
+    desk,
+    forget_currency_accounts,  # noqa: F401  (autouse: drops the currency accounts)
+    fund,
+    make_currencies,
+    make_fx_client,
+    make_rate,
+    top_up,
+)
 from tests.support import api_token, count, login, make_branch, make_staff
 
 D = Decimal

@@ -14,7 +14,10 @@ from app.extensions import db
 from app.forex import services as fx
 from app.loyalty import services
 from app.loyalty.models import LoyaltyAccount, LoyaltyTransaction, Voucher, VoucherRedemption
-from tests.forex_support import desk
+from tests.forex_support import (
+    desk,
+    forget_currency_accounts,  # noqa: F401  (autouse: drops the currency accounts)
+)
 from tests.support import api_token, count, make_branch, make_staff
 
 
