@@ -164,6 +164,15 @@ class Config:
     CRM_PRICE_FEED_URL = os.environ.get("CRM_PRICE_FEED_URL", "")
     CRM_PRICE_FEED_TIMEOUT = float(os.environ.get("CRM_PRICE_FEED_TIMEOUT", 10))
 
+    # Forex desk and loyalty (DOMAIN section 8): the desk's spread in basis points, how long a
+    # quote holds, the rate feed (a CSV file, or a provider URL answering JSON or CSV), and the
+    # points rule (points per whole unit of base-currency value sold).
+    CRM_FX_SPREAD_BPS = int(os.environ.get("CRM_FX_SPREAD_BPS", 50))
+    CRM_FX_QUOTE_SECONDS = int(os.environ.get("CRM_FX_QUOTE_SECONDS", 60))
+    CRM_FX_RATES_FILE = os.environ.get("CRM_FX_RATES_FILE", str(INSTANCE_DIR / "fx_rates.csv"))
+    CRM_FX_RATES_URL = os.environ.get("CRM_FX_RATES_URL") or None
+    CRM_LOYALTY_POINTS_PER_UNIT = int(os.environ.get("CRM_LOYALTY_POINTS_PER_UNIT", 1))
+    CRM_LOYALTY_UNIT_AMOUNT = os.environ.get("CRM_LOYALTY_UNIT_AMOUNT", "100.00")
     CRM_TASK_REMINDER_MINUTES = int(os.environ.get("CRM_TASK_REMINDER_MINUTES", 60))
     # Retention: lost leads untouched this long are anonymised by the nightly job.
     CRM_RETENTION_LOST_LEAD_DAYS = int(os.environ.get("CRM_RETENTION_LOST_LEAD_DAYS", 7 * 365))

@@ -10,9 +10,12 @@ def register_views(builder: AppBuilder) -> None:
     import app.billing.events  # noqa: F401  (invoices on timelines, renewals on calendars)
     import app.billing.models  # noqa: F401
     import app.brokerage.events  # noqa: F401  (trades on client timelines)
+    import app.forex.events  # noqa: F401  (exchanges and points on client timelines)
+    import app.forex.models  # noqa: F401
     import app.ledger.models  # noqa: F401  (tables every desk posts to)
     import app.lending.events  # noqa: F401  (loans on client timelines and calendars)
     import app.lending.models  # noqa: F401
+    import app.loyalty.models  # noqa: F401
     from app.audit.views import AuditLogApi, AuditLogView
     from app.brokerage.api import InstrumentApi, PortfolioApi, TradeApi
     from app.brokerage.views import InstrumentView, PortfolioView, TradeView
@@ -28,6 +31,15 @@ def register_views(builder: AppBuilder) -> None:
     from app.core.jobs_view import JobsView
     from app.documents.api import DocumentApi
     from app.documents.views import DocumentView
+    from app.forex.api import CurrencyApi, FxExchangeApi, FxRateApi, ReserveApi, WalletApi
+    from app.forex.views import (
+        CurrencyView,
+        ExchangeView,
+        FxExchangeView,
+        FxRateView,
+        ReserveView,
+        WalletView,
+    )
     from app.kyc.api import KycCaseApi
     from app.kyc.views import KycCaseView, KycQueueView, KycReportView
     from app.leads.api import InteractionApi, LeadApi
@@ -43,6 +55,8 @@ def register_views(builder: AppBuilder) -> None:
         LoanProductView,
         NewApplicationView,
     )
+    from app.loyalty.api import LoyaltyApi, VoucherApi
+    from app.loyalty.views import LoyaltyTransactionView, RedeemView, VoucherView
     from app.offers.api import OfferApi
     from app.offers.views import OfferDeliveryView, OfferView
     from app.org.api import BranchApi, StaffApi
@@ -117,6 +131,21 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view(InstrumentView, "Instruments", icon="fa-bar-chart", category="Brokerage")
     builder.add_view_no_menu(PortfolioView)
     builder.add_view(
+        ExchangeView,
+        "Exchange",
+        icon="fa-exchange",
+        category="Forex",
+        category_icon="fa-globe",
+    )
+    builder.add_view(FxExchangeView, "Exchanges", icon="fa-list", category="Forex")
+    builder.add_view(WalletView, "Wallets", icon="fa-credit-card", category="Forex")
+    builder.add_view(CurrencyView, "Currencies", icon="fa-money", category="Forex")
+    builder.add_view(FxRateView, "FX rates", icon="fa-line-chart", category="Forex")
+    builder.add_view(ReserveView, "Reserves", icon="fa-university", category="Forex")
+    builder.add_view(VoucherView, "Vouchers", icon="fa-ticket", category="Forex")
+    builder.add_view(LoyaltyTransactionView, "Loyalty", icon="fa-star", category="Forex")
+    builder.add_view_no_menu(RedeemView)
+    builder.add_view(
         NotificationCenterView,
         "Notifications",
         icon="fa-bell",
@@ -181,6 +210,13 @@ def register_views(builder: AppBuilder) -> None:
         InstrumentApi,
         TradeApi,
         PortfolioApi,
+        CurrencyApi,
+        FxRateApi,
+        WalletApi,
+        FxExchangeApi,
+        ReserveApi,
+        VoucherApi,
+        LoyaltyApi,
     ):
         builder.add_api(api)
     # The private ICS feed: no sign-in (the secret link is the credential), so not a FAB view.

@@ -48,6 +48,7 @@ URL_VALUES = {
     "document_id": "0",
     "fee_id": "0",
     "line_id": "0",
+    "code": "XXX",
 }
 
 

@@ -50,7 +50,8 @@ def seed_demo_command(leads: int) -> None:
     db.session.commit()
     click.echo(
         f"demo data added: {created['branches']} branches, {created['leads']} leads, "
-        f"{created['clients']} clients, {created['loans']} loan applications."
+        f"{created['clients']} clients, {created['loans']} loan applications, "
+        f"{created['exchanges']} forex exchange."
     )
     click.echo(f"offers: {created['offers']} (run daily; see Sales > Offers).")
     click.echo(f"billing: {created['invoices']} invoices, one quotation, one contract.")
@@ -163,3 +164,20 @@ def load_prices_command(path: str) -> None:
     from app.brokerage.prices import load_prices_cli
 
     load_prices_cli(path)
+
+
+@crm_cli.command("load-rates")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def load_rates_command(path: str) -> None:
+    """Load FX rates from a CSV file (base,quote,rate,as_of): every row checked, all or none."""
+    from app.core.errors import DomainError
+    from app.forex.rates import CsvRateFeed, load_rates
+
+    try:
+        added = load_rates(CsvRateFeed(path))
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"{path}: {exc}") from exc
+    click.echo(f"{len(added)} rate(s) added from {path}")

@@ -107,12 +107,14 @@ def seed_demo(lead_count: int = 60, seed: int = 7) -> dict | None:
     offers = _demo_offers(profiles["manager"])
     invoices = _demo_billing(profiles["agent"])
     trades = _demo_brokerage(agents[0])
+    exchanges = _demo_forex(profiles["agent"])
     return {
         "clients": clients,
         "loans": loans,
         "offers": offers,
         "invoices": invoices,
         "trades": trades,
+        "exchanges": exchanges,
         "branches": len(branches),
         "leads": lead_count,
         "logins": [(username, role) for username, role, *_ in STAFF],
@@ -512,3 +514,56 @@ def _demo_brokerage(agent) -> int:
             services.settle_trade(trade.id, today - timedelta(days=days_ago - 1))
         count += 1
     return count
+
+
+def _demo_forex(agent) -> int:
+    """INR, USD and EUR with rates, the desk's reserves topped up, a client with a USD wallet
+    who sold 500 dollars for rupees (points earned), and two vouchers to spend points on."""
+    from decimal import Decimal
+
+    from app.clients.models import Client
+    from app.forex import services, wallets
+    from app.forex.models import FxRate
+    from app.loyalty.models import Voucher
+
+    for code, name in (("INR", "Indian rupee"), ("USD", "US dollar"), ("EUR", "Euro")):
+        wallets.add_currency(code, name)
+    as_of = utcnow()
+    for base, quote, rate in (
+        ("USD", "INR", "83.20"),
+        ("EUR", "INR", "90.50"),
+        ("USD", "EUR", "0.92"),
+    ):
+        db.session.add(
+            FxRate(base=base, quote=quote, rate=Decimal(rate), as_of=as_of, source="demo")
+        )
+    for code, amount in (("INR", "5000000.00"), ("USD", "50000.00"), ("EUR", "40000.00")):
+        wallets.top_up_reserve(code, {"amount": amount, "memo": "Opening reserve"})
+    client = Client(
+        name="Rohan Kapoor",
+        email="rohan.kapoor@example.com",
+        branch_id=agent.branch_id,
+        relationship_manager_id=agent.user_id,
+    )
+    db.session.add(client)
+    db.session.flush()
+    usd = wallets.wallet_for(client.id, "USD")
+    db.session.flush()
+    wallets.deposit(usd.id, {"amount": "2500.00", "memo": "Wire from Citibank NY"})
+    quote = services.quote(
+        {
+            "client_id": client.id,
+            "sell_currency": "USD",
+            "buy_currency": "INR",
+            "sell_amount": "500.00",
+        }
+    )
+    services.execute(quote.id)
+    db.session.add_all(
+        [
+            Voucher(code="AMAZON500", name="Amazon gift card ₹500", points_cost=400, stock=50),
+            Voucher(code="LOUNGE", name="Airport lounge pass", points_cost=1500),
+        ]
+    )
+    db.session.flush()
+    return 1

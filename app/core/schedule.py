@@ -56,6 +56,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
         6 * HOUR + 15 * MINUTE,
     ),
     PeriodicJob("price-refresh", "app.brokerage.jobs.refresh_prices", HOUR, "default", 5 * MINUTE),
+    PeriodicJob("fx-rates", "app.forex.jobs.refresh_rates", 15 * MINUTE),
 )
 
 BY_NAME = {job.name: job for job in PERIODIC_JOBS}

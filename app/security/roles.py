@@ -82,6 +82,11 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "Contract": ("Contracts",),
     "Instrument": ("Instruments",),
     "Trade": ("Trades",),
+    "Currency": ("Currencies", "FX rates"),
+    "Wallet": ("Wallets",),
+    "FxExchange": ("Exchange", "Exchanges"),
+    "FxReserve": ("Reserves",),
+    "Loyalty": ("Vouchers", "Loyalty"),
 }
 # Actions a resource has beyond read/write/delete (each its own permission).
 EXTRA_ACTIONS: dict[str, frozenset[str]] = {
@@ -90,6 +95,7 @@ EXTRA_ACTIONS: dict[str, frozenset[str]] = {
     "LoanApplication": frozenset({DECIDE, REPAY}),
     "Invoice": frozenset({DECIDE, REPAY}),  # billing: decide issues and voids, repay records
     "Trade": frozenset({DECIDE}),  # settle and cancel trades
+    "Wallet": frozenset({REPAY}),  # deposits and withdrawals
 }
 # Menu categories: shown when the role can open any entry inside.
 MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -109,6 +115,16 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
     "Accounts": ("Chart of accounts", "Journal", "Trial balance"),
     "Billing": ("Products and services", "Quotations", "Invoices", "Payments", "Contracts"),
     "Brokerage": ("Trades", "Instruments"),
+    "Forex": (
+        "Exchange",
+        "Exchanges",
+        "Wallets",
+        "Currencies",
+        "FX rates",
+        "Reserves",
+        "Vouchers",
+        "Loyalty",
+    ),
 }
 # Every signed-in member of staff has these, whatever their role.
 EVERYONE: dict[str, frozenset[str]] = {"Notification": R}
@@ -224,6 +240,10 @@ ROLES: dict[str, RoleSpec] = {
                 "Contract": RW,
                 "Instrument": RW,
                 "Trade": RW | {DECIDE},
+                "Currency": RW,
+                "Wallet": RW | {REPAY},
+                "FxExchange": RW,
+                "Loyalty": RW,
             },
             "Everything in their branch; reassigns work; dashboards and exports.",
         ),
@@ -248,6 +268,10 @@ ROLES: dict[str, RoleSpec] = {
                 "Contract": RW,
                 "Instrument": R,
                 "Trade": RW,
+                "Currency": R,
+                "Wallet": R,
+                "FxExchange": RW,
+                "Loyalty": RW,
                 **OWN_TASKS,
             },
             "Leads, clients, tasks and interactions assigned to them; no approvals.",
@@ -269,6 +293,8 @@ ROLES: dict[str, RoleSpec] = {
                 "Contract": R,
                 "Instrument": R,
                 "Trade": R,
+                "Wallet": R,
+                "FxExchange": R,
                 **OWN_TASKS,
             },
             "KYC review and approval, documents, compliance dashboard, audit log (read).",

@@ -113,6 +113,16 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Contracts",
         ]
         assert menu["Brokerage"] == ["Trades", "Instruments"]
+        assert menu["Forex"] == [
+            "Exchange",
+            "Exchanges",
+            "Wallets",
+            "Currencies",
+            "FX rates",
+            "Reserves",
+            "Vouchers",
+            "Loyalty",
+        ]
         assert "Security" in menu
     elif role == "Agent":
         assert menu == {
@@ -123,6 +133,15 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Communication": ["Notifications", "My preferences"],
             "Billing": ["Products and services", "Quotations", "Invoices", "Payments", "Contracts"],
             "Brokerage": ["Trades", "Instruments"],
+            "Forex": [
+                "Exchange",
+                "Exchanges",
+                "Wallets",
+                "Currencies",
+                "FX rates",
+                "Vouchers",
+                "Loyalty",
+            ],
         }
         assert "Audit log" not in shown and "KYC queue" not in shown
         assert "Security" not in menu and "Staff" not in shown

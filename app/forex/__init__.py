@@ -1,0 +1,1 @@
+"""Forex desk: currencies, rates, client wallets, exchanges and the desk's reserves."""

@@ -1,0 +1,1 @@
+"""Loyalty: points earned on exchanges, vouchers redeemed for points."""
