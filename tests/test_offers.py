@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from app.audit.models import AuditLog
 from app.clients.models import Client
 from app.clients.services import prepare_client
 from app.comms.models import Notification, NotificationPreference
@@ -336,6 +337,13 @@ def test_manager_creates_and_runs_an_offer_agent_only_reads(app, client, rm):
     again = client.post(f"/api/v1/offer/{offer_id}/run", headers=auth(client, rm))
     assert again.json == {"sent": 0}
     assert recipients(offer) == {target.id}
+    runs = db.session.scalars(
+        select(AuditLog.detail)
+        .where(AuditLog.record_type == "offer", AuditLog.record_id == str(offer_id))
+        .where(AuditLog.actor_id == rm.user_id, AuditLog.detail.like("sent now%"))
+        .order_by(AuditLog.id)
+    ).all()
+    assert runs == ["sent now to 1 client(s)", "sent now to 0 client(s)"]
 
 
 def test_running_an_offer_outside_its_window_is_refused(app, client, rm):

@@ -13,7 +13,6 @@ from app.offers import services
 from app.offers.models import Offer
 from app.offers.views import OFFER_FIELDS
 from app.security.roles import API_METHOD_ACTIONS
-from app.security.scoping import acting_as_system
 
 
 class OfferApi(ServiceModelRestApi):
@@ -49,8 +48,7 @@ class OfferApi(ServiceModelRestApi):
     def run(self, pk: int):
         """Send the offer now to every client it picks and has not reached; answers how many."""
         try:
-            with acting_as_system():  # a company-wide offer reaches clients of every branch
-                sent = services.run_offer_now(pk)
+            sent = services.run_offer_now(pk)
         except DomainError as exc:
             db.session.rollback()
             record_rejection("offer", str(exc))

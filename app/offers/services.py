@@ -23,13 +23,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.clients.models import RISK_PROFILES, SEGMENTS, Client
 from app.comms.models import NotificationPreference
 from app.comms.services import notify
+from app.core.audit import record_event
 from app.core.errors import ConflictError, FieldError, NotFound
 from app.core.types import UTCDateTime, utcnow
 from app.core.validators import clean_text, parse_choice, parse_date, parse_int
 from app.extensions import db
 from app.offers.activity import any_activity_since
 from app.offers.models import ACTIVITY_RULES, OFFER_CHANNELS, PLACEHOLDERS, Offer, OfferDelivery
-from app.security.scoping import UNSCOPED
+from app.security.scoping import UNSCOPED, acting_as_system
 
 AUDIENCE_PREVIEW_CAP = 1000
 """The audience preview counts up to this many clients ("at least 1,000" beyond)."""
@@ -357,7 +358,10 @@ def run_offer_now(offer_id: Any, today: date | None = None) -> int:
             f"{last or 'any day'}.",
             "starts_on" if not offer.occasion else "occasion",
         )
-    return send_until_done(offer, today)
+    with acting_as_system():  # a company-wide offer reaches clients of every branch
+        sent = send_until_done(offer, today)
+    record_event("update", offer, f"sent now to {sent} client(s)")  # as the person who ran it
+    return sent
 
 
 def send_until_done(offer: Offer, today: date, max_batches: int | None = None) -> int:

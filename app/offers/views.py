@@ -26,7 +26,6 @@ from app.extensions import db
 from app.offers import services
 from app.offers.models import ACTIVITY_RULES, OFFER_CHANNELS, Offer, OfferDelivery
 from app.security.roles import VIEW_METHOD_ACTIONS
-from app.security.scoping import acting_as_system
 
 
 class SubsetField(SelectMultipleField):
@@ -203,8 +202,7 @@ class OfferView(ServiceModelView):
     @has_access
     def run(self, pk: int):
         try:
-            with acting_as_system():  # a company-wide offer reaches clients of every branch
-                sent = services.run_offer_now(pk)
+            sent = services.run_offer_now(pk)
         except NotFound:
             db.session.rollback()
             abort(404)

@@ -77,7 +77,11 @@ def criteria_for(model: type, actor: Actor) -> ColumnElement[bool] | None:
 @contextmanager
 def acting_as_system():
     """Within a request, act as the system (no row limits): for public entry points such as the
-    web lead form, whose visitor is anonymous but whose writes are the product's own."""
+    web lead form, whose visitor is anonymous but whose writes are the product's own. Outside a
+    request (jobs, commands) there are no row limits anyway."""
+    if not has_request_context():
+        yield
+        return
     previous = request.environ.get("crm.system")
     request.environ["crm.system"] = True
     try:
