@@ -16,17 +16,13 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from app.billing.models import Invoice, Quotation
+from app.core.forms import display_money, display_units
 
 STATUS_NAMES = {"partially_paid": "partially paid"}
 
 
 def _money(value: Decimal | None) -> str:
-    return f"{(value or Decimal('0')):,.2f}"
-
-
-def _quantity(value: Decimal) -> str:
-    text = f"{value:,.6f}".rstrip("0").rstrip(".")
-    return text or "0"
+    return display_money(value or Decimal("0"))
 
 
 def _page_number(canvas, doc) -> None:
@@ -61,7 +57,7 @@ def _build(title: str, facts: list[tuple[str, str]], document, totals: list[tupl
         rows.append(
             [
                 Paragraph(escape(line.description), cell),
-                _quantity(line.quantity),
+                display_units(line.quantity),
                 _money(line.unit_price),
                 f"{line.tax_rate:.2f}",
                 _money(line.tax),

@@ -27,7 +27,13 @@ from app.clients.models import Client
 from app.core.audit import record_event, record_rejection
 from app.core.crud import CrmSQLAInterface, ServiceModelView
 from app.core.errors import DomainError, NotFound
-from app.core.forms import choice_field, display_choice, display_timestamp
+from app.core.forms import (
+    choice_field,
+    display_choice,
+    display_money,
+    display_timestamp,
+    display_units,
+)
 from app.documents.services import open_document
 from app.documents.views import file_response
 from app.extensions import db
@@ -38,14 +44,6 @@ INVOICE_PERMISSIONS = ["can_read", "can_write", "can_decide", "can_repay"]
 """Shared by every screen of the Invoice resource (FAB needs them identical)."""
 BLANK_LINES = 5
 """Line rows on a new quotation or invoice form (more can be added on a draft's page)."""
-
-
-def _money(value) -> str:
-    return "" if value is None else f"{value:,.2f}"
-
-
-def _quantity(value) -> str:
-    return "" if value is None else (f"{value:f}".rstrip("0").rstrip(".") or "0")
 
 
 def pdf_response(data: bytes, filename: str) -> Response:
@@ -145,7 +143,7 @@ class BillingProductView(ServiceModelView):
     label_columns = {"sku": "SKU", "tax_rate": "Tax rate (%)"}
     add_form_extra_fields = {"kind": choice_field("Kind", PRODUCT_KINDS)}
     edit_form_extra_fields = add_form_extra_fields
-    formatters_columns = {"unit_price": _money, "kind": display_choice}
+    formatters_columns = {"unit_price": display_money, "kind": display_choice}
 
 
 # ---- quotations -------------------------------------------------------------------------------
@@ -187,9 +185,9 @@ class QuotationView(_BillingView):
     label_columns = {"tax_total": "Tax", "invoice": "Invoice", "created_at": "Created (UTC)"}
     formatters_columns = {
         "status": display_choice,
-        "subtotal": _money,
-        "tax_total": _money,
-        "total": _money,
+        "subtotal": display_money,
+        "tax_total": display_money,
+        "total": display_money,
         "created_at": display_timestamp,
     }
 
@@ -218,8 +216,8 @@ class QuotationView(_BillingView):
             "quotation": quotation,
             "products": products,
             "next_moves": [s for s in services.QUOTATION_MOVES[quotation.status] if s != "expired"],
-            "money": _money,
-            "quantity": _quantity,
+            "money": display_money,
+            "quantity": display_units,
         }
         return super().show(pk)
 
@@ -330,11 +328,11 @@ class InvoiceView(_BillingView):
     }
     formatters_columns = {
         "status": display_choice,
-        "subtotal": _money,
-        "tax_total": _money,
-        "total": _money,
-        "amount_paid": _money,
-        "balance_due": _money,
+        "subtotal": display_money,
+        "tax_total": display_money,
+        "total": display_money,
+        "amount_paid": display_money,
+        "balance_due": display_money,
         "created_at": display_timestamp,
     }
 
@@ -370,8 +368,8 @@ class InvoiceView(_BillingView):
                 *(e for p in invoice.payments for e in entries_for(p)),
             ],
             "payment_methods": PAYMENT_METHODS,
-            "money": _money,
-            "quantity": _quantity,
+            "money": display_money,
+            "quantity": display_units,
         }
         return super().show(pk)
 
@@ -449,7 +447,7 @@ class PaymentView(ServiceModelView):
     base_order = ("id", "desc")
     label_columns = {"journal_entry_id": "Journal entry", "created_at": "Recorded (UTC)"}
     formatters_columns = {
-        "amount": _money,
+        "amount": display_money,
         "method": display_choice,
         "created_at": display_timestamp,
     }
@@ -517,7 +515,7 @@ class ContractView(_BillingView):
     base_order = ("id", "desc")
     label_columns = {"document": "Signed file", "created_at": "Created (UTC)"}
     formatters_columns = {
-        "value": _money,
+        "value": display_money,
         "status": display_choice,
         "created_at": display_timestamp,
     }

@@ -4,7 +4,6 @@ the trade's page) and a client's portfolio."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from flask import abort, flash, redirect, url_for
@@ -16,9 +15,15 @@ from wtforms.validators import Optional
 from app.brokerage import services
 from app.brokerage.models import INSTRUMENT_KINDS, RISK_LEVELS, SIDES, Instrument, Trade
 from app.core.audit import record_rejection
-from app.core.crud import CrmSQLAInterface, ServiceModelView
+from app.core.crud import CrmSQLAInterface, NoButtonsForMissingRoutes, ServiceModelView
 from app.core.errors import DomainError, NotFound
-from app.core.forms import choice_field, display_choice, display_timestamp
+from app.core.forms import (
+    choice_field,
+    display_choice,
+    display_money,
+    display_timestamp,
+    display_units,
+)
 from app.extensions import db
 from app.security.roles import DECIDE, READ, WRITE
 from app.security.scoping import current_actor
@@ -28,28 +33,11 @@ TRADE_PERMISSIONS = ["can_read", "can_write", "can_decide"]
 INSTRUMENT_PERMISSIONS = ["can_read", "can_write"]
 
 
-def display_money(value: Decimal | None) -> str:
-    return "" if value is None else f"{value:,.2f}"
-
-
-def display_units(value: Decimal | None) -> str:
-    return "" if value is None else f"{value.normalize():,f}"
-
-
 def display_flag(value: bool | None) -> str:
     return "⚠ Flagged" if value else ""
 
 
-class _NoButtonsForMissingRoutes:
-    """No add/edit/delete button for a route this view does not register."""
-
-    def get_method_permission(self, method_name: str) -> str:
-        if method_name in self.exclude_route_methods:
-            return "unavailable"
-        return super().get_method_permission(method_name)
-
-
-class InstrumentView(_NoButtonsForMissingRoutes, ServiceModelView):
+class InstrumentView(NoButtonsForMissingRoutes, ServiceModelView):
     datamodel = CrmSQLAInterface(Instrument)
     class_permission_name = "Instrument"
     method_permission_name = {"list": READ, "show": READ, "add": WRITE, "edit": WRITE}
@@ -96,7 +84,7 @@ class InstrumentView(_NoButtonsForMissingRoutes, ServiceModelView):
     }
 
 
-class TradeView(_NoButtonsForMissingRoutes, ServiceModelView):
+class TradeView(NoButtonsForMissingRoutes, ServiceModelView):
     datamodel = CrmSQLAInterface(Trade)
     class_permission_name = "Trade"
     method_permission_name = {

@@ -66,6 +66,16 @@ class NoFileDownloadMixin:
         abort(404)
 
 
+class NoButtonsForMissingRoutes:
+    """FAB shows an add, edit or delete button when the user holds the permission the method
+    maps to; a route this view does not register gets no button (it would only lead to 404)."""
+
+    def get_method_permission(self, method_name: str) -> str:
+        if method_name in self.exclude_route_methods:
+            return "unavailable"
+        return super().get_method_permission(method_name)
+
+
 class ServiceModelView(NoFileDownloadMixin, ModelView):
     """A generated screen whose add and edit go through the desk's service."""
 

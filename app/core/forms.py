@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from flask_appbuilder.fields import QuerySelectField
@@ -49,3 +50,19 @@ def display_choice(value: str | None) -> str:
 
 def display_timestamp(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+def display_money(value: Decimal | None) -> str:
+    """An amount as lists and pages show it: thousands separated, two decimals."""
+    return "" if value is None else f"{value:,.2f}"
+
+
+def display_units(value: Decimal | None) -> str:
+    """A quantity (up to six decimals) without trailing zeros: ``1,500``, ``12.5``."""
+    if value is None:
+        return ""
+    return f"{value:,.6f}".rstrip("0").rstrip(".") or "0"
+
+
+def display_yes_no(value: bool | None) -> str:
+    return "Yes" if value else "No"

@@ -123,19 +123,12 @@ def execute(exchange_id: int) -> FxExchange:
     sell_ccy, buy_ccy = exchange.sell_currency, exchange.buy_currency
     sell_wallet = wallets.wallet_for(exchange.client_id, sell_ccy, create=False)
     if sell_wallet is None:
-        raise FieldError(
-            f"wallet {sell_ccy} holds 0.00, less than {exchange.sell_amount:,.2f}.", "sell_amount"
-        )
+        wallets.require_cover(None, sell_ccy, exchange.sell_amount, "sell_amount")
     buy_wallet = wallets.wallet_for(exchange.client_id, buy_ccy)
     sell_reserve = wallets.reserve_for(sell_ccy)
     buy_reserve = wallets.reserve_for(buy_ccy)
     wallets.lock_rows([sell_wallet, buy_wallet], [sell_reserve, buy_reserve])
-    if sell_wallet.balance < exchange.sell_amount:
-        raise FieldError(
-            f"wallet {sell_ccy} holds {sell_wallet.balance:,.2f}, "
-            f"less than {exchange.sell_amount:,.2f}.",
-            "sell_amount",
-        )
+    wallets.require_cover(sell_wallet, sell_ccy, exchange.sell_amount, "sell_amount")
     if buy_reserve.balance < exchange.buy_amount:
         raise ConflictError(
             f"the desk's {buy_ccy} reserve holds {buy_reserve.balance:,.2f}, less than the "

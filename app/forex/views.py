@@ -16,7 +16,7 @@ from app.clients.models import Client
 from app.core.audit import record_rejection
 from app.core.crud import CrmSQLAInterface, ServiceModelView
 from app.core.errors import DomainError, NotFound
-from app.core.forms import display_timestamp
+from app.core.forms import display_money, display_timestamp
 from app.extensions import db
 from app.forex import services, wallets
 from app.forex.models import Currency, FxExchange, FxRate, Reserve, Wallet
@@ -31,10 +31,6 @@ WALLET_PERMISSIONS = ["can_read", "can_write", "can_repay"]
 RESERVE_PERMISSIONS = ["can_read", "can_write"]
 ACTIVE_FIELD = {"active": BooleanField("Active", default=True)}
 """An unticked box means inactive (FAB would make a non-null flag a required tick)."""
-
-
-def _money(value) -> str:
-    return "" if value is None else f"{value:,.2f}"
 
 
 def _run(action: Callable[[], Any], record_type: str) -> tuple[Any, str | None]:
@@ -124,26 +120,10 @@ class WalletView(ServiceModelView):
     show_columns = ["client", "currency", "balance", "created_at"]
     add_columns = ["client", "currency"]
     search_columns = ["client", "currency"]
-    formatters_columns = {"balance": _money, "created_at": display_timestamp}
+    formatters_columns = {"balance": display_money, "created_at": display_timestamp}
     label_columns = {"created_at": "Opened (UTC)"}
 
-    @staticmethod
-    def prepare(wallet: Wallet) -> Wallet:
-        from app.core.errors import ConflictError, FieldError
-
-        if wallet.client is None and wallet.client_id is None:
-            raise FieldError("is required.", "client")
-        wallets.active_currency(wallet.currency)
-        client_id = wallet.client_id or wallet.client.id
-        clash = db.session.scalar(
-            select(Wallet.id).where(
-                Wallet.client_id == client_id, Wallet.currency == wallet.currency
-            )
-        )
-        if clash is not None:
-            raise ConflictError(f"the client already has a {wallet.currency} wallet.", "currency")
-        wallet.balance = wallets.ZERO
-        return wallet
+    prepare = staticmethod(wallets.prepare_wallet)
 
     @expose("/edit/<pk>", methods=["GET", "POST"])
     @has_access
@@ -228,8 +208,8 @@ class FxExchangeView(ServiceModelView):
         "journal_entry_id": "Journal entry",
     }
     formatters_columns = {
-        "sell_amount": _money,
-        "buy_amount": _money,
+        "sell_amount": display_money,
+        "buy_amount": display_money,
         "created_at": display_timestamp,
         "executed_at": display_timestamp,
         "quote_expires_at": display_timestamp,

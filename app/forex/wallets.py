@@ -103,6 +103,22 @@ def lock_rows(wallets: Iterable[Wallet], reserves: Iterable[Reserve]) -> None:
         ).scalar_one()
 
 
+def prepare_wallet(wallet: Wallet) -> Wallet:
+    """A wallet opened on the screen: a client, an active currency, one wallet per client and
+    currency, and an empty balance (money arrives only by a posted deposit)."""
+    if wallet.client is None and wallet.client_id is None:
+        raise FieldError("is required.", "client")
+    active_currency(wallet.currency)
+    client_id = wallet.client_id or wallet.client.id
+    clash = db.session.scalar(
+        select(Wallet.id).where(Wallet.client_id == client_id, Wallet.currency == wallet.currency)
+    )
+    if clash is not None:
+        raise ConflictError(f"the client already has a {wallet.currency} wallet.", "currency")
+    wallet.balance = ZERO
+    return wallet
+
+
 def move_wallet(wallet: Wallet, line: JournalLine, amount: Decimal) -> None:
     """The only change of a wallet's balance: ``amount`` in (+) or out (-), linked to the
     journal line that records it. The wallet row must be locked by the caller."""
@@ -115,12 +131,14 @@ def move_reserve(reserve: Reserve, amount: Decimal) -> None:
     reserve.balance = reserve.balance + amount
 
 
-def require_cover(wallet: Wallet, amount: Decimal) -> None:
-    if wallet.balance < amount:
-        raise FieldError(
-            f"wallet {wallet.currency} holds {wallet.balance:,.2f}, less than {amount:,.2f}.",
-            "amount",
-        )
+def require_cover(
+    wallet: Wallet | None, currency: str, amount: Decimal, field: str = "amount"
+) -> None:
+    """Refuse taking ``amount`` out of a wallet (None: the client has none yet) that holds less.
+    The wallet row must be locked by the caller."""
+    held = wallet.balance if wallet is not None else Decimal("0.00")
+    if held < amount:
+        raise FieldError(f"wallet {currency} holds {held:,.2f}, less than {amount:,.2f}.", field)
 
 
 def _entry_lines(entry: JournalEntry) -> list[JournalLine]:
@@ -161,7 +179,7 @@ def withdraw(wallet_id: int, data: dict) -> Wallet:
     amount = parse_money(data.get("amount"), "amount")
     memo = clean_text(data.get("memo"), "memo", 200) or "Withdrawal"
     lock_rows([wallet], [])
-    require_cover(wallet, amount)
+    require_cover(wallet, wallet.currency, amount)
     c = wallet.currency
     entry = ledger.post(
         today(),

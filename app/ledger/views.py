@@ -5,8 +5,6 @@ Entries are never edited or deleted here; a wrong entry is cancelled by a revers
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from flask import Response, abort, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from markupsafe import Markup
@@ -15,9 +13,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.core.audit import record_event, record_rejection
-from app.core.crud import CrmSQLAInterface, ServiceModelView
+from app.core.crud import CrmSQLAInterface, NoButtonsForMissingRoutes, ServiceModelView
 from app.core.errors import ConflictError, DomainError, NotFound
-from app.core.forms import choice_field, display_choice, display_timestamp
+from app.core.forms import (
+    choice_field,
+    display_choice,
+    display_money,
+    display_timestamp,
+    display_yes_no,
+)
 from app.core.types import utcnow
 from app.core.validators import parse_date
 from app.extensions import db
@@ -28,20 +32,6 @@ READ, WRITE, DELETE = "read", "write", "delete"
 LEDGER_PERMISSIONS = ["can_read", "can_write", "can_delete"]
 """Every ledger screen declares the same set: views sharing a permission name must, or FAB's
 permission sync tries to remove the others' permissions on every run."""
-
-
-class _NoButtonsForMissingRoutes:
-    """FAB shows an add, edit or delete button when the user holds the permission the method
-    maps to; a route this view does not register gets no button (it would only lead to 404)."""
-
-    def get_method_permission(self, method_name: str) -> str:
-        if method_name in self.exclude_route_methods:
-            return "unavailable"
-        return super().get_method_permission(method_name)
-
-
-def display_money(value: Decimal | None) -> str:
-    return "" if value is None else f"{value:,.2f}"
 
 
 def display_entry_number(value: int | None) -> str:
@@ -59,10 +49,6 @@ def display_entry_link(entry: JournalEntry | None) -> Markup | str:
     return Markup('<a href="{}">JE-{}</a>').format(href, entry.id)
 
 
-def display_yes_no(value: bool | None) -> str:
-    return "Yes" if value else "No"
-
-
 class AccountInterface(CrmSQLAInterface):
     """An account saved by someone else with the same code in the meantime is a refusal with
     a message, like any other clash (not FAB's raw database error)."""
@@ -77,7 +63,7 @@ class AccountInterface(CrmSQLAInterface):
             raise refusal from exc
 
 
-class AccountView(_NoButtonsForMissingRoutes, ServiceModelView):
+class AccountView(NoButtonsForMissingRoutes, ServiceModelView):
     """The chart of accounts: everyone with the ledger reads it; Admin adds accounts and may
     delete one nothing was ever posted to. Codes are never edited (the desks post by code)."""
 
@@ -152,7 +138,7 @@ class JournalInterface(CrmSQLAInterface):
         return query.options(selectinload(JournalEntry.lines), joinedload(JournalEntry.reverses))
 
 
-class JournalView(_NoButtonsForMissingRoutes, ServiceModelView):
+class JournalView(NoButtonsForMissingRoutes, ServiceModelView):
     """Journal entries, newest first; an entry's page lists its lines. Nothing is edited or
     deleted: Admin cancels an entry with a reversing one (with a reason)."""
 

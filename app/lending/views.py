@@ -18,7 +18,7 @@ from app.clients.models import Client
 from app.core.audit import record_rejection
 from app.core.crud import CrmSQLAInterface, ServiceModelView
 from app.core.errors import DomainError, NotFound
-from app.core.forms import choice_field, display_choice, display_timestamp
+from app.core.forms import choice_field, display_choice, display_money, display_timestamp
 from app.documents.models import DOC_TYPES, Document
 from app.documents.services import open_document
 from app.documents.views import file_response
@@ -46,10 +46,6 @@ from app.security.scoping import current_actor
 
 APPLICATION_PERMISSIONS = ["can_read", "can_write", "can_decide", "can_repay"]
 """Shared by every screen of the LoanApplication resource (FAB needs them identical)."""
-
-
-def _money(value) -> str:
-    return "" if value is None else f"{value:,.2f}"
 
 
 # ---- the application screen -----------------------------------------------------------------
@@ -259,8 +255,8 @@ class LoanApplicationView(ServiceModelView):
         "stage": display_choice,
         "repayment_frequency": display_choice,
         "application_type": display_choice,
-        "amount": _money,
-        "instalment_amount": _money,
+        "amount": display_money,
+        "instalment_amount": display_money,
         "stage_changed_at": display_timestamp,
         "created_at": display_timestamp,
     }
@@ -431,7 +427,7 @@ def _tabs(application: LoanApplication) -> dict[str, Any]:
         "fee_types": FEE_TYPES,
         "payment_methods": PAYMENT_METHODS,
         "open_stage": application.stage in OPEN_STAGES,
-        "money": _money,
+        "money": display_money,
     }
 
 
@@ -446,7 +442,7 @@ class LoanProductFeeView(ServiceModelView):
     prepare = staticmethod(services.prepare_fee_template)
     add_form_extra_fields = {"fee_type": choice_field("Fee type", FEE_TYPES)}
     edit_form_extra_fields = add_form_extra_fields
-    formatters_columns = {"amount": _money, "fee_type": display_choice}
+    formatters_columns = {"amount": display_money, "fee_type": display_choice}
 
 
 class LoanProductView(ServiceModelView):
@@ -476,7 +472,11 @@ class LoanProductView(ServiceModelView):
     }
     add_form_extra_fields = {"loan_type": choice_field("Type", LOAN_TYPES)}
     edit_form_extra_fields = add_form_extra_fields
-    formatters_columns = {"min_amount": _money, "max_amount": _money, "loan_type": display_choice}
+    formatters_columns = {
+        "min_amount": display_money,
+        "max_amount": display_money,
+        "loan_type": display_choice,
+    }
 
 
 class BrokerView(ServiceModelView):
