@@ -149,8 +149,52 @@ class BillingProductView(ServiceModelView):
 # ---- quotations -------------------------------------------------------------------------------
 
 
-class QuotationView(_BillingView):
+class _LinedDocumentView(_BillingView):
+    """A quotation or invoice screen: its draft's lines are added and removed, and its PDF is
+    downloaded (audited), through the desk's services named by the subclass."""
+
+    get_document: Callable[..., Any]
+    add_document_line: Callable[[Any, Any], Any]
+    remove_document_line: Callable[[Any, int], None]
+    render_pdf: Callable[[Any], bytes]
+
+    @expose("/line/<int:pk>", methods=["POST"])
+    @has_access
+    def add_line(self, pk: int):
+        return self._act(
+            pk,
+            lambda: self.add_document_line(self.get_document(pk, lock=True), request.form),
+            lambda line: f"Line “{line.description}” added.",
+        )
+
+    @expose("/line/<int:pk>/remove/<int:line_id>", methods=["POST"])
+    @has_access
+    def remove_line(self, pk: int, line_id: int):
+        return self._act(
+            pk,
+            lambda: self.remove_document_line(self.get_document(pk, lock=True), line_id),
+            lambda _: "Line removed.",
+        )
+
+    @expose("/pdf/<int:pk>")
+    @has_access
+    def pdf(self, pk: int):
+        try:
+            document = self.get_document(pk)
+        except NotFound:
+            abort(404)
+        data = self.render_pdf(document)
+        record_event("download", document, f"{document.number or document!r} PDF")
+        db.session.commit()
+        return pdf_response(data, pdf_filename(document))
+
+
+class QuotationView(_LinedDocumentView):
     datamodel = CrmSQLAInterface(Quotation)
+    get_document = staticmethod(services.get_quotation)
+    add_document_line = staticmethod(services.add_quotation_line)
+    remove_document_line = staticmethod(services.remove_quotation_line)
+    render_pdf = staticmethod(quotation_pdf)
     class_permission_name = "Quotation"
     method_permission_name = {
         **VIEW_METHOD_ACTIONS,
@@ -240,44 +284,16 @@ class QuotationView(_BillingView):
             lambda invoice: url_for("InvoiceView.show", pk=invoice.id),
         )
 
-    @expose("/line/<int:pk>", methods=["POST"])
-    @has_access
-    def add_line(self, pk: int):
-        return self._act(
-            pk,
-            lambda: services.add_quotation_line(
-                services.get_quotation(pk, lock=True), request.form
-            ),
-            lambda line: f"Line “{line.description}” added.",
-        )
-
-    @expose("/line/<int:pk>/remove/<int:line_id>", methods=["POST"])
-    @has_access
-    def remove_line(self, pk: int, line_id: int):
-        return self._act(
-            pk,
-            lambda: services.remove_quotation_line(services.get_quotation(pk, lock=True), line_id),
-            lambda _: "Line removed.",
-        )
-
-    @expose("/pdf/<int:pk>")
-    @has_access
-    def pdf(self, pk: int):
-        try:
-            quotation = services.get_quotation(pk)
-        except NotFound:
-            abort(404)
-        data = quotation_pdf(quotation)
-        record_event("download", quotation, f"{quotation.number} PDF")
-        db.session.commit()
-        return pdf_response(data, pdf_filename(quotation))
-
 
 # ---- invoices and payments --------------------------------------------------------------------
 
 
-class InvoiceView(_BillingView):
+class InvoiceView(_LinedDocumentView):
     datamodel = CrmSQLAInterface(Invoice)
+    get_document = staticmethod(services.get_invoice)
+    add_document_line = staticmethod(services.add_invoice_line)
+    remove_document_line = staticmethod(services.remove_invoice_line)
+    render_pdf = staticmethod(invoice_pdf)
     class_permission_name = "Invoice"
     method_permission_name = {
         **VIEW_METHOD_ACTIONS,
@@ -401,36 +417,6 @@ class InvoiceView(_BillingView):
                 f"Payment of {p.amount:,.2f} recorded; balance due {p.invoice.balance_due:,.2f}."
             ),
         )
-
-    @expose("/line/<int:pk>", methods=["POST"])
-    @has_access
-    def add_line(self, pk: int):
-        return self._act(
-            pk,
-            lambda: services.add_invoice_line(services.get_invoice(pk, lock=True), request.form),
-            lambda line: f"Line “{line.description}” added.",
-        )
-
-    @expose("/line/<int:pk>/remove/<int:line_id>", methods=["POST"])
-    @has_access
-    def remove_line(self, pk: int, line_id: int):
-        return self._act(
-            pk,
-            lambda: services.remove_invoice_line(services.get_invoice(pk, lock=True), line_id),
-            lambda _: "Line removed.",
-        )
-
-    @expose("/pdf/<int:pk>")
-    @has_access
-    def pdf(self, pk: int):
-        try:
-            invoice = services.get_invoice(pk)
-        except NotFound:
-            abort(404)
-        data = invoice_pdf(invoice)
-        record_event("download", invoice, f"{invoice!r} PDF")
-        db.session.commit()
-        return pdf_response(data, pdf_filename(invoice))
 
 
 class PaymentView(ServiceModelView):
