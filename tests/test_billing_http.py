@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlalchemy import select
+
+from app.audit.models import AuditLog
 from app.billing.models import Contract, Invoice, Payment
 from app.extensions import db
 from tests.billing_support import issued_invoice, make_client, two_lines
@@ -145,6 +148,15 @@ def test_screens_record_a_payment_and_refuse_an_overpayment(app, client):
     assert 'id="invoice-status">partially_paid' in page
     pdf = client.get(f"/invoiceview/pdf/{invoice.id}")
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    downloads = db.session.scalars(
+        select(AuditLog.detail).where(
+            AuditLog.action == "download",
+            AuditLog.record_type == "invoice",
+            AuditLog.record_id == str(invoice.id),
+            AuditLog.actor_name == manager.user.username,
+        )
+    ).all()
+    assert downloads == [f"{invoice.number} PDF"]
 
 
 def test_a_contract_is_activated_once_its_signed_file_is_uploaded(app, client):
