@@ -184,7 +184,7 @@ class _LinedDocumentView(_BillingView):
         except NotFound:
             abort(404)
         data = self.render_pdf(document)
-        record_event("download", document, f"{document.number or repr(document)} PDF")
+        record_event("download", document, f"{document!r} PDF")
         db.session.commit()
         return pdf_response(data, pdf_filename(document))
 
