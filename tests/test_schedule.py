@@ -34,8 +34,9 @@ def test_every_periodic_job_points_at_a_real_function():
 def test_embedded_scheduler_runs_due_jobs_once_per_slot(app, monkeypatch):
     calls = []
     monkeypatch.setattr("app.core.scheduler.run_job", lambda func: calls.append(func))
-    scheduler = InlineScheduler(app)
+    # A fixed start (not the wall clock), so the slots the test steps through are known.
     now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC).timestamp()
+    scheduler = InlineScheduler(app, started_at=now)
     assert set(scheduler.run_due(now)) == {job.name for job in PERIODIC_JOBS}
     assert scheduler.run_due(now + 1) == []
     assert scheduler.run_due(now + 61) == ["dispatch-outbox"]

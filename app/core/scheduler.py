@@ -93,10 +93,14 @@ def run_periodic(name: str):
 class InlineScheduler(threading.Thread):
     """Embedded mode: run due periodic jobs in this process, one at a time."""
 
-    def __init__(self, app: Flask, tick_seconds: float = 5.0) -> None:
+    def __init__(
+        self, app: Flask, tick_seconds: float = 5.0, started_at: float | None = None
+    ) -> None:
+        """Every job is due at ``started_at`` (now by default), then at each of its slots."""
         super().__init__(name="fincrm-scheduler", daemon=True)
         self.app, self.tick = app, tick_seconds
-        self.next_run = {job.name: time.time() for job in PERIODIC_JOBS}
+        start = time.time() if started_at is None else started_at
+        self.next_run = {job.name: start for job in PERIODIC_JOBS}
         self.stopped = threading.Event()
 
     def run_due(self, now: float | None = None) -> list[str]:
