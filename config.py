@@ -99,6 +99,10 @@ class Config:
     # Largest lead import file (CSV or XLSX); below MAX_CONTENT_LENGTH so the message is ours.
     CRM_MAX_IMPORT_BYTES = int(os.environ.get("CRM_MAX_IMPORT_BYTES", 20 * 1024 * 1024))
     CRM_DOWNLOAD_URL_SECONDS = int(os.environ.get("CRM_DOWNLOAD_URL_SECONDS", 300))
+    # Exports: up to this many rows download at once, more run as a background job whose file
+    # is kept this many hours (report e-mails' files too, counted from sending).
+    CRM_EXPORT_INLINE_ROWS = int(os.environ.get("CRM_EXPORT_INLINE_ROWS", 1000))
+    CRM_EXPORT_TTL_HOURS = float(os.environ.get("CRM_EXPORT_TTL_HOURS", 24))
 
     # FAB's own file columns are unused (documents go through the storage backend); its
     # download route still needs a folder, kept empty.

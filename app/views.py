@@ -168,6 +168,18 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view(
         TrialBalanceView, "Trial balance", icon="fa-balance-scale", category="Accounts"
     )
+    import app.kyc.report  # noqa: F401  (registers the KYC report for exports and e-mails)
+    import app.ledger.report  # noqa: F401  (registers the trial balance)
+    from app.exports.views import ExportJobView, ReportsView
+    from app.reports.views import ReportScheduleView
+
+    builder.add_view(
+        ReportsView, "All reports", icon="fa-table", category="Reports", category_icon="fa-download"
+    )
+    builder.add_view(ExportJobView, "My exports", icon="fa-download", category="Reports")
+    builder.add_view(
+        ReportScheduleView, "Scheduled reports", icon="fa-clock-o", category="Reports"
+    )
     from app.billing.api import BillingProductApi, ContractApi, InvoiceApi, QuotationApi
     from app.billing.views import (
         BillingProductView,

@@ -49,6 +49,8 @@ URL_VALUES = {
     "fee_id": "0",
     "line_id": "0",
     "code": "XXX",
+    "fmt": "csv",
+    "key": "none",
 }
 
 

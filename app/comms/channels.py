@@ -42,6 +42,8 @@ class EmailChannel:
         message.add_alternative(
             render_template("email/notification.html", **context), subtype="html"
         )
+        if notification.attachment_key:
+            _attach(message, notification)
         return message
 
     def send(self, notification) -> None:
@@ -58,6 +60,26 @@ class EmailChannel:
             raise ChannelError(
                 f"SMTP {config['MAIL_SERVER']}:{config['MAIL_PORT']}: {exc}"
             ) from exc
+
+
+def _attach(message: EmailMessage, notification) -> None:
+    """Add the stored file (a scheduled report) to the e-mail; a file that cannot be read is a
+    failed send, retried like any other."""
+    from app.core.storage import StorageError, get_storage
+
+    try:
+        data = get_storage().get(notification.attachment_key)
+    except (FileNotFoundError, StorageError) as exc:
+        raise ChannelError(f"attachment {notification.attachment_name!r}: {exc}") from exc
+    maintype, _, subtype = (notification.attachment_type or "application/octet-stream").partition(
+        "/"
+    )
+    message.add_attachment(
+        data,
+        maintype=maintype,
+        subtype=subtype.split(";")[0].strip() or "octet-stream",
+        filename=notification.attachment_name or "attachment",
+    )
 
 
 class SmsGateway(Protocol):

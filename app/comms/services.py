@@ -33,6 +33,15 @@ BACKOFF_SECONDS = (60, 300, 1800, 7200)
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file an e-mail carries, already stored through ``get_storage()``."""
+
+    key: str
+    name: str
+    content_type: str
+
+
+@dataclass(frozen=True)
 class Preferences:
     email: bool = True
     sms: bool = False
@@ -104,9 +113,12 @@ def notify(
     related: Any = None,
     link: str | None = None,
     channels: tuple[str, ...] = DEFAULT_CHANNELS,
+    attachment: Attachment | None = None,
 ) -> list[Notification]:
     """Queue a notification in the caller's transaction; returns the rows added (none if this
     event was already notified). ``key`` names the event, e.g. ``task-assigned:42:7``.
+    An ``attachment`` (a file already in storage) goes with the e-mail only, which is then sent
+    on its own even to someone who takes a digest (a digest cannot carry files).
 
     The recipient is a member of staff (``user_id``), a client (``client_id``), or someone
     outside the CRM reached at ``address`` (a loan's borrower): an e-mail address for the
@@ -145,7 +157,7 @@ def notify(
             continue
         if channel == "in_app":
             status, sent_at = "sent", now  # shown in the notification centre at once
-        elif channel == "email" and prefs.digest != "none":
+        elif channel == "email" and prefs.digest != "none" and attachment is None:
             status, sent_at = "held", None  # goes out in the recipient's digest
         else:
             status, sent_at = "pending", None
@@ -165,6 +177,10 @@ def notify(
             sent_at=sent_at,
             next_attempt_at=now,
         )
+        if attachment is not None and channel == "email":
+            row.attachment_key = attachment.key
+            row.attachment_name = attachment.name
+            row.attachment_type = attachment.content_type
         db.session.add(row)
         added.append(row)
     if any(row.status == "pending" for row in added):

@@ -10,6 +10,7 @@ from app.clients.models import Client
 from app.comms import services
 from app.comms.models import DIGESTS, MessageLog, Notification, NotificationPreference
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin, ServiceModelView, filtered_list_url
+from app.exports.lists import ExportableListMixin
 from app.core.errors import DomainError
 from app.core.forms import choice_field, display_choice, display_timestamp, optional_relation_field
 from app.extensions import db
@@ -50,7 +51,7 @@ class NotificationCenterView(BaseView):
         return redirect(url_for(".index"))
 
 
-class OutboxView(NoFileDownloadMixin, ModelView):
+class OutboxView(ExportableListMixin, NoFileDownloadMixin, ModelView):
     """Every notification row and where it stands; failed ones can be sent again."""
 
     datamodel = CrmSQLAInterface(Notification)
@@ -102,7 +103,7 @@ class OutboxView(NoFileDownloadMixin, ModelView):
         return redirect(url_for(f"{self.endpoint}.list"))
 
 
-class MessageLogView(NoFileDownloadMixin, ModelView):
+class MessageLogView(ExportableListMixin, NoFileDownloadMixin, ModelView):
     datamodel = CrmSQLAInterface(MessageLog)
     class_permission_name = "MessageLog"
     method_permission_name = {**VIEW_METHOD_ACTIONS, "record_messages": "read"}

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core.audit import record_rejection
 from app.core.errors import DomainError
+from app.exports.lists import ExportableListMixin
 from app.security.roles import API_METHOD_ACTIONS, VIEW_METHOD_ACTIONS
 
 
@@ -76,7 +77,7 @@ class NoButtonsForMissingRoutes:
         return super().get_method_permission(method_name)
 
 
-class ServiceModelView(NoFileDownloadMixin, ModelView):
+class ServiceModelView(ExportableListMixin, NoFileDownloadMixin, ModelView):
     """A generated screen whose add and edit go through the desk's service."""
 
     method_permission_name = VIEW_METHOD_ACTIONS

@@ -57,6 +57,14 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     ),
     PeriodicJob("price-refresh", "app.brokerage.jobs.refresh_prices", HOUR, "default", 5 * MINUTE),
     PeriodicJob("fx-rates", "app.forex.jobs.refresh_rates", 15 * MINUTE),
+    # Scheduled report e-mails every hour (each schedule sends its period once), and the files
+    # of expired exports and sent report e-mails removed every hour.
+    PeriodicJob(
+        "report-emails", "app.reports.jobs.send_scheduled_reports", HOUR, "reports", 2 * MINUTE
+    ),
+    PeriodicJob(
+        "export-cleanup", "app.exports.jobs.remove_expired_exports", HOUR, "reports", 40 * MINUTE
+    ),
 )
 
 BY_NAME = {job.name: job for job in PERIODIC_JOBS}

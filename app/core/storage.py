@@ -1,13 +1,15 @@
 """Where documents' bytes live: a folder on disk (the embedded default) or an S3 bucket.
 
 Callers never touch files or buckets directly; they ask ``get_storage()`` for the configured
-backend and use four operations: ``put``, ``get``, ``exists`` and ``download_url``. Both backends
-behave the same way where a user could notice:
+backend and use four operations: ``put``, ``get``, ``exists`` and ``download_url``, plus
+``delete`` for temporary files only (see ``TEMPORARY_PREFIXES``). Both backends behave the same
+way where a user could notice:
 
 * Keys are made by the server, and are still validated: a key that could escape the storage root
   or mean different things on disk and in S3 is refused with ``ValueError`` before any I/O.
 * Stored documents are immutable: a second ``put`` of the same key raises ``FileExistsError`` and
-  leaves the first content intact (an audit trail must not be rewritten silently).
+  leaves the first content intact (an audit trail must not be rewritten silently), and ``delete``
+  refuses any key outside ``TEMPORARY_PREFIXES`` (exports and report e-mails, which expire).
 * A missing key raises ``FileNotFoundError``; any other backend failure raises ``StorageError``
   with a message naming the backend, the operation and the key.
 
@@ -31,6 +33,9 @@ from flask import current_app
 
 BACKENDS = ("local", "s3")
 EXTENSION_KEY = "crm_storage"
+
+TEMPORARY_PREFIXES = ("exports/", "report-mail/")
+"""The only keys ``delete`` may remove: files made to be downloaded or mailed, then expire."""
 
 _KEY_CHARS = re.compile(r"[A-Za-z0-9/_.-]+")
 _MAX_KEY_LENGTH = 1024  # S3's limit; also far below PATH_MAX.
@@ -104,6 +109,14 @@ class Storage(ABC):
     def exists(self, key: str) -> bool:
         return self._exists(validate_key(key))
 
+    def delete(self, key: str) -> bool:
+        """Remove a temporary file; False if it was already gone. Keys outside
+        ``TEMPORARY_PREFIXES`` (documents) are refused with ``ValueError``: they never go."""
+        validate_key(key)
+        if not key.startswith(TEMPORARY_PREFIXES):
+            raise ValueError(f"storage key {key!r} is not a temporary file; it cannot be deleted")
+        return self._delete(key)
+
     def download_url(
         self,
         key: str,
@@ -127,6 +140,9 @@ class Storage(ABC):
 
     @abstractmethod
     def _exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def _delete(self, key: str) -> bool: ...
 
     @abstractmethod
     def _download_url(
@@ -193,6 +209,16 @@ class LocalStorage(Storage):
 
     def _exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def _delete(self, key: str) -> bool:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StorageError(f"local storage: deleting {key!r} failed: {exc}") from exc
+        return True
 
     def _download_url(
         self, key: str, download_name: str, content_type: str, expires_in: int, inline: bool
@@ -293,6 +319,17 @@ class S3Storage(Storage):
             raise self._fail("checking", key, exc) from exc
         except BotoCoreError as exc:
             raise self._fail("checking", key, exc) from exc
+
+    def _delete(self, key: str) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not self._exists(key):
+            return False
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("deleting", key, exc) from exc
+        return True
 
     def _download_url(
         self, key: str, download_name: str, content_type: str, expires_in: int, inline: bool

@@ -14,6 +14,7 @@ from wtforms.validators import InputRequired, Optional
 
 from app.clients.models import Client
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin
+from app.exports.lists import ExportableListMixin
 from app.core.errors import DomainError, NotFound
 from app.core.forms import display_choice, optional_relation_field
 from app.documents import services
@@ -44,7 +45,7 @@ class UploadForm(FlaskForm):
     )
 
 
-class DocumentView(NoFileDownloadMixin, ModelView):
+class DocumentView(ExportableListMixin, NoFileDownloadMixin, ModelView):
     datamodel = CrmSQLAInterface(Document)
     class_permission_name = "Document"
     # "delete" is mapped to write (nobody holds can_delete here) so that whoever may upload is

@@ -247,7 +247,8 @@ def _suitability_flags(builder):
 
 
 class KycReportView(BaseView):
-    """Counts by status and branch, cases waiting per reviewer, documents expiring; CSV export."""
+    """Counts by status and branch, cases waiting per reviewer, documents expiring; exports as
+    CSV, XLSX or PDF."""
 
     route_base = "/kycreport"
     class_permission_name = "KycReport"
@@ -270,18 +271,8 @@ class KycReportView(BaseView):
     @expose("/export.csv")
     @has_access
     def export(self):
-        from flask import Response
+        """The CSV export's old address: the shared report export (XLSX and PDF too, from the
+        screen's buttons or ``/reports/kyc-report/export/<fmt>``)."""
+        from app.exports.services import export_report_response
 
-        from app.core.audit import record_event
-        from app.kyc.report import build_report, report_csv
-
-        body = report_csv(build_report(limit=100_000))
-        record_event("export", record_type="kyc_report", detail="KYC report exported as CSV")
-        return Response(
-            body,
-            mimetype="text/csv",
-            headers={
-                "Content-Disposition": 'attachment; filename="kyc-report.csv"',
-                "Cache-Control": "private, no-store",
-            },
-        )
+        return export_report_response("kyc-report", "csv", request.args)

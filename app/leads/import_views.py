@@ -10,6 +10,7 @@ from flask_wtf.file import FileField, FileRequired
 
 from app.core.audit import record_rejection
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin
+from app.exports.lists import ExportableListMixin
 from app.core.errors import DomainError
 from app.core.forms import display_choice, display_timestamp
 from app.extensions import db
@@ -27,7 +28,7 @@ class ImportDecisionForm(FlaskForm):
     """Only the CSRF token: the import and discard buttons post it."""
 
 
-class LeadImportView(NoFileDownloadMixin, ModelView):
+class LeadImportView(ExportableListMixin, NoFileDownloadMixin, ModelView):
     datamodel = CrmSQLAInterface(LeadImport)
     class_permission_name = "LeadImport"
     method_permission_name = {

@@ -7,8 +7,6 @@ desks name accounts by code. The trial balance is one grouped query.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -377,37 +375,6 @@ def parse_as_of(raw: str | None) -> date | None:
 
 def trial_balance_report(as_of: date | None = None) -> TrialBalance:
     return TrialBalance(as_of, trial_balance(as_of), base_currency())
-
-
-def _text_cell(value: str) -> str:
-    """Text a spreadsheet would not run as a formula."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
-def trial_balance_csv(report: TrialBalance) -> str:
-    """One row per account (balance positive for debit), then the totals."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        ["code", "account", "class", "currency", "debit", "credit", "balance (debit +)"]
-    )
-    for row in report.rows:
-        writer.writerow(
-            [
-                _text_cell(row.code),
-                _text_cell(row.name),
-                row.account_class,
-                row.currency,
-                row.debit,
-                row.credit,
-                row.balance,
-            ]
-        )
-    for total in report.currencies:
-        writer.writerow(
-            ["", "Total", "", total.currency, total.debit, total.credit, total.difference]
-        )
-    return out.getvalue()
 
 
 def entries_for(source: object) -> list[JournalEntry]:

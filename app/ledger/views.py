@@ -5,14 +5,14 @@ Entries are never edited or deleted here; a wrong entry is cancelled by a revers
 
 from __future__ import annotations
 
-from flask import Response, abort, flash, g, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
-from app.core.audit import record_event, record_rejection
+from app.core.audit import record_rejection
 from app.core.crud import CrmSQLAInterface, NoButtonsForMissingRoutes, ServiceModelView
 from app.core.errors import ConflictError, DomainError, NotFound
 from app.core.forms import (
@@ -237,7 +237,8 @@ class JournalView(NoButtonsForMissingRoutes, ServiceModelView):
 
 
 class TrialBalanceView(BaseView):
-    """Debits, credits and balance per account with the totals, as of a date; CSV export."""
+    """Debits, credits and balance per account with the totals, as of a date; exports as CSV,
+    XLSX or PDF."""
 
     route_base = "/trialbalance"
     class_permission_name = "Ledger"
@@ -271,23 +272,8 @@ class TrialBalanceView(BaseView):
     @expose("/export.csv")
     @has_access
     def export(self):
-        try:
-            as_of = services.parse_as_of(request.args.get("as_of"))
-        except DomainError as exc:
-            return Response(str(exc), status=400, mimetype="text/plain")
-        report = services.trial_balance_report(as_of)
-        record_event(
-            "export",
-            record_type="trial_balance",
-            detail=f"Trial balance ({f'as of {as_of}' if as_of else 'all entries'}) "
-            "exported as CSV",
-        )
-        name = f"trial-balance-{as_of.isoformat()}.csv" if as_of else "trial-balance.csv"
-        return Response(
-            services.trial_balance_csv(report),
-            mimetype="text/csv",
-            headers={
-                "Content-Disposition": f'attachment; filename="{name}"',
-                "Cache-Control": "private, no-store",
-            },
-        )
+        """The CSV export's old address: the shared report export (XLSX and PDF too, from the
+        screen's buttons or ``/reports/trial-balance/export/<fmt>``)."""
+        from app.exports.services import export_report_response
+
+        return export_report_response("trial-balance", "csv", request.args)

@@ -87,6 +87,9 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "FxExchange": ("Exchange", "Exchanges"),
     "FxReserve": ("Reserves",),
     "Loyalty": ("Vouchers", "Loyalty"),
+    # Exports: every list and report (read access to it is enough), one's own large exports.
+    "Export": ("All reports", "My exports"),
+    "ReportSchedule": ("Scheduled reports",),
 }
 # Actions a resource has beyond read/write/delete (each its own permission).
 EXTRA_ACTIONS: dict[str, frozenset[str]] = {
@@ -125,9 +128,10 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
         "Vouchers",
         "Loyalty",
     ),
+    "Reports": ("All reports", "My exports", "Scheduled reports"),
 }
 # Every signed-in member of staff has these, whatever their role.
-EVERYONE: dict[str, frozenset[str]] = {"Notification": R}
+EVERYONE: dict[str, frozenset[str]] = {"Notification": R, "Export": R}
 # Every role works on its own tasks (row scope decides which); the Auditor only reads them, so
 # this is granted role by role rather than through EVERYONE.
 OWN_TASKS: dict[str, frozenset[str]] = {"Task": RW}

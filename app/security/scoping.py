@@ -10,15 +10,18 @@ visible to the actor, or the flush fails with ``ScopeViolation`` and nothing is 
 whose rows the system writes for other people by design (outbox notifications) sets
 ``__scope_check_writes__ = False``.
 
-Outside a request (CLI, worker jobs) there is no actor and no restriction. Code that must see
-beyond the actor's rows on purpose (duplicate checks across branches, the public web form) passes
+Outside a request (CLI, worker jobs) there is no actor and no restriction, unless the job works
+for someone: ``with acting_as(actor_for_user(user_id)):`` gives it that user's rows (a large
+export, a scheduled report built for each recipient). Code that must see beyond the actor's rows
+on purpose (duplicate checks across branches, the public web form) passes
 ``execution_options(crm_unscoped=True)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from flask import g, has_request_context, request
@@ -90,8 +93,29 @@ def acting_as_system():
         request.environ["crm.system"] = previous
 
 
+_acting_actor: ContextVar[Actor | None] = ContextVar("crm_acting_actor", default=None)
+
+
+@contextmanager
+def acting_as(actor: Actor) -> Iterator[Actor]:
+    """Work as ``actor`` (their roles, branch and rows) until the block ends, in a request or
+    outside one (a worker job done for a user). Every ORM select gets the actor's scope, rows
+    written must stay within it, and audit events name the actor."""
+    if actor is None:
+        raise ValueError("acting_as needs an actor (is the user gone?)")
+    token = _acting_actor.set(actor)
+    try:
+        yield actor
+    finally:
+        _acting_actor.reset(token)
+
+
 def current_actor() -> Actor | None:
-    """The signed-in user (session or JWT) of this request; None outside a request."""
+    """The signed-in user (session or JWT) of this request, or the actor of an ``acting_as``
+    block; None outside both."""
+    acting = _acting_actor.get()
+    if acting is not None:
+        return acting
     if not has_request_context() or request.environ.get("crm.system"):
         return None
     # Cached per request (not on `g`, which an outer app context can share between requests).

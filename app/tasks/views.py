@@ -17,6 +17,7 @@ from flask_appbuilder.models.sqla.filters import (
 )
 
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin, ServiceModelView
+from app.exports.lists import ExportableListMixin
 from app.core.forms import (
     choice_field,
     display_choice,
@@ -139,13 +140,13 @@ def _open_statuses() -> list[str]:
 TASK_PERMISSIONS = ["can_read", "can_write", "can_delete"]
 
 
-class _ReadOnlyTaskList(NoFileDownloadMixin, ModelView):
+class _ReadOnlyTaskList(ExportableListMixin, NoFileDownloadMixin, ModelView):
     """A fixed selection of tasks; adding and editing happen under All tasks."""
 
     datamodel = CrmSQLAInterface(Task)
     class_permission_name = "Task"
     method_permission_name = VIEW_METHOD_ACTIONS
-    include_route_methods = {"list", "show"}
+    include_route_methods = {"list", "show", "export_list"}
     base_permissions = TASK_PERMISSIONS
     """The same set as TaskView's: views sharing a permission name must declare the same set, or
     FAB's permission sync removes and re-adds the others on every run."""
