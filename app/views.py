@@ -177,9 +177,7 @@ def register_views(builder: AppBuilder) -> None:
         ReportsView, "All reports", icon="fa-table", category="Reports", category_icon="fa-download"
     )
     builder.add_view(ExportJobView, "My exports", icon="fa-download", category="Reports")
-    builder.add_view(
-        ReportScheduleView, "Scheduled reports", icon="fa-clock-o", category="Reports"
-    )
+    builder.add_view(ReportScheduleView, "Scheduled reports", icon="fa-clock-o", category="Reports")
     from app.billing.api import BillingProductApi, ContractApi, InvoiceApi, QuotationApi
     from app.billing.views import (
         BillingProductView,

@@ -7,8 +7,8 @@ from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
 
 from app.audit.models import AuditLog
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin, filtered_list_url
-from app.exports.lists import ExportableListMixin
 from app.core.forms import display_choice
+from app.exports.lists import ExportableListMixin
 from app.security.roles import API_METHOD_ACTIONS, VIEW_METHOD_ACTIONS
 
 COLUMNS = [

@@ -10,9 +10,9 @@ from app.clients.models import Client
 from app.comms import services
 from app.comms.models import DIGESTS, MessageLog, Notification, NotificationPreference
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin, ServiceModelView, filtered_list_url
-from app.exports.lists import ExportableListMixin
 from app.core.errors import DomainError
 from app.core.forms import choice_field, display_choice, display_timestamp, optional_relation_field
+from app.exports.lists import ExportableListMixin
 from app.extensions import db
 from app.org.services import assignable_staff
 from app.security.roles import VIEW_METHOD_ACTIONS

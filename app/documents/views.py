@@ -14,11 +14,11 @@ from wtforms.validators import InputRequired, Optional
 
 from app.clients.models import Client
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin
-from app.exports.lists import ExportableListMixin
 from app.core.errors import DomainError, NotFound
 from app.core.forms import display_choice, optional_relation_field
 from app.documents import services
 from app.documents.models import DOC_TYPES, Document
+from app.exports.lists import ExportableListMixin
 from app.extensions import db
 from app.leads.models import Lead
 from app.security.roles import VIEW_METHOD_ACTIONS

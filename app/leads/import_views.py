@@ -10,9 +10,9 @@ from flask_wtf.file import FileField, FileRequired
 
 from app.core.audit import record_rejection
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin
-from app.exports.lists import ExportableListMixin
 from app.core.errors import DomainError
 from app.core.forms import display_choice, display_timestamp
+from app.exports.lists import ExportableListMixin
 from app.extensions import db
 from app.leads import imports
 from app.leads.importing import COLUMNS

@@ -17,7 +17,6 @@ from flask_appbuilder.models.sqla.filters import (
 )
 
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin, ServiceModelView
-from app.exports.lists import ExportableListMixin
 from app.core.forms import (
     choice_field,
     display_choice,
@@ -25,6 +24,7 @@ from app.core.forms import (
     optional_relation_field,
 )
 from app.core.types import utcnow
+from app.exports.lists import ExportableListMixin
 from app.extensions import db
 from app.org import services as org_services
 from app.security.roles import VIEW_METHOD_ACTIONS
