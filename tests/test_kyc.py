@@ -361,7 +361,7 @@ def test_the_report_counts_and_exports(pg_client, desk):
     exported = pg_client.get("/kycreport/export.csv")
     text = exported.get_data(as_text=True)
     assert exported.mimetype == "text/csv"
-    assert "expiring document," in text and "address_proof" in text
+    assert "\r\nExpiring documents\r\n" in text and ",address_proof," in text
     assert db.session.scalar(
         select(AuditLog).where(AuditLog.action == "export", AuditLog.record_type == "kyc_report")
     )

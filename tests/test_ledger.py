@@ -320,8 +320,9 @@ def test_csv_export_matches_the_screen_and_is_audited(app, client, staff):
     login(client, staff["Auditor"])
     response = client.get("/trialbalance/export.csv?as_of=2026-12-31")
     assert response.status_code == 200 and response.mimetype == "text/csv"
-    assert "trial-balance-2026-12-31.csv" in response.headers["Content-Disposition"]
-    rows = list(csv.reader(io.StringIO(text(response))))
+    assert "trial-balance-2026-12-31" in response.headers["Content-Disposition"]
+    assert text(response).startswith("\ufeff")  # UTF-8 byte order mark, for Excel
+    rows = list(csv.reader(io.StringIO(text(response).removeprefix("\ufeff"))))
     assert rows[0] == [
         "code",
         "account",
@@ -347,7 +348,9 @@ def test_csv_export_matches_the_screen_and_is_audited(app, client, staff):
         select(AuditLog).where(AuditLog.action == "export", AuditLog.actor_name == staff["Auditor"])
     )
     assert event.record_type == "trial_balance"
-    assert event.detail == "Trial balance (as of 2026-12-31) exported as CSV"
+    assert event.detail == (
+        f"Trial balance exported as CSV, {len(rows) - 1} rows (filters: As of: 2026-12-31)"
+    )
 
 
 # ---- chart of accounts --------------------------------------------------------------------
