@@ -68,11 +68,13 @@ class ExportJob(Model):
 
     @property
     def percent(self) -> int:
+        """Rows read so far; 100 only once the file is stored (a PDF of many rows still takes
+        a while to lay out after its last row is read)."""
         if self.status in ("done", "expired"):
             return 100
         if not self.total_rows:
             return 0
-        return min(100, int(self.processed_rows * 100 / self.total_rows))
+        return min(99, int(self.processed_rows * 100 / self.total_rows))
 
     def __repr__(self) -> str:
         return f"export #{self.id} ({self.title}, {self.file_format.upper()})"
