@@ -54,9 +54,7 @@ class ProgressWatcher(threading.Thread):
             time.sleep(0.2)
 
 
-def test_fifty_thousand_leads_export_as_a_job_with_progress_and_open_with_pandas(
-    pg_app, rq_redis
-):
+def test_fifty_thousand_leads_export_as_a_job_with_progress_and_open_with_pandas(pg_app, rq_redis):
     branch = make_branch()
     agent = make_staff("Agent", branch)
     other = make_staff("Agent", branch)
@@ -114,7 +112,9 @@ def test_fifty_thousand_leads_export_as_a_job_with_progress_and_open_with_pandas
     frame = pd.read_csv(io.BytesIO(download.get_data()), encoding="utf-8-sig")
     assert len(frame) == ROWS
     assert list(frame.columns[:4]) == ["First Name", "Last Name", "Email", "Phone"]
-    assert frame["First Name"].iloc[0] == "Lead00000" and frame["First Name"].iloc[-1] == "Lead49999"
+    assert (
+        frame["First Name"].iloc[0] == "Lead00000" and frame["First Name"].iloc[-1] == "Lead49999"
+    )
     assert "Not" not in set(frame["First Name"])  # another agent's lead
     assert db.session.get(ExportJob, job_id).size_bytes == len(download.get_data())
     events = db.session.scalars(

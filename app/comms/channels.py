@@ -71,14 +71,18 @@ def _attach(message: EmailMessage, notification) -> None:
         data = get_storage().get(notification.attachment_key)
     except (FileNotFoundError, StorageError) as exc:
         raise ChannelError(f"attachment {notification.attachment_name!r}: {exc}") from exc
-    maintype, _, subtype = (notification.attachment_type or "application/octet-stream").partition(
-        "/"
-    )
+    content_type = notification.attachment_type or "application/octet-stream"
+    mime, _, parameters = content_type.partition(";")
+    maintype, _, subtype = mime.strip().partition("/")
+    params = dict(
+        part.strip().split("=", 1) for part in parameters.split(";") if "=" in part
+    )  # e.g. a CSV's charset=utf-8
     message.add_attachment(
         data,
-        maintype=maintype,
-        subtype=subtype.split(";")[0].strip() or "octet-stream",
+        maintype=maintype or "application",
+        subtype=subtype or "octet-stream",
         filename=notification.attachment_name or "attachment",
+        params=params,
     )
 
 

@@ -1,0 +1,262 @@
+"""Scheduled report e-mails: the Admin's screen refuses an unknown report or recipient by name,
+and a due schedule delivers (real SMTP server) one e-mail per recipient with the report attached,
+each built for the recipient's own rows; a second run, or two at once, sends nothing more."""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from app.clients.models import Client
+from app.clients.services import prepare_client
+from app.comms.models import Notification
+from app.comms.services import dispatch_outbox
+from app.extensions import db
+from app.reports.mailing import send_due_reports
+from app.reports.models import ReportSchedule
+from app.reports.schedules import latest_due
+from tests.smtp_server import smtp_server
+from tests.support import login, make_branch, make_staff
+
+MONDAY_0705 = datetime(2026, 11, 23, 7, 5, tzinfo=UTC)
+CREATED = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def mailbox(pg_app, monkeypatch):
+    with smtp_server() as (box, port):
+        monkeypatch.setitem(pg_app.config, "MAIL_SERVER", "127.0.0.1")
+        monkeypatch.setitem(pg_app.config, "MAIL_PORT", port)
+        yield box
+
+
+def _client(staff, name: str, kyc_status: str = "pending") -> Client:
+    record = prepare_client(
+        Client(
+            name=name,
+            branch_id=staff.branch_id,
+            relationship_manager_id=staff.user_id,
+        )
+    )
+    record.kyc_status = kyc_status
+    db.session.add(record)
+    return record
+
+
+@pytest.fixture
+def branches(pg_app):
+    mumbai, sydney = make_branch("MUM"), make_branch("SYD", tz="Australia/Sydney")
+    people = {
+        "mumbai_manager": make_staff("Manager", mumbai),
+        "sydney_manager": make_staff("Manager", sydney),
+        "officer": make_staff("Compliance", mumbai),
+        "agent": make_staff("Agent", mumbai),
+    }
+    for n in range(3):
+        _client(people["agent"], f"Mumbai client {n}")
+    sydney_agent = make_staff("Agent", sydney)
+    _client(sydney_agent, "Sydney client", kyc_status="verified")
+    db.session.commit()
+    return people
+
+
+def _weekly_kyc_schedule(officer, fmt: str = "csv") -> ReportSchedule:
+    schedule = ReportSchedule(
+        name="Weekly KYC",
+        report_key="kyc-report",
+        file_format=fmt,
+        frequency="weekly",
+        weekday=0,
+        hour=7,
+        recipient_roles="Manager",
+        filters="{}",
+        active=True,
+        created_at=CREATED,
+    )
+    schedule.recipients = [officer.user]
+    db.session.add(schedule)
+    db.session.commit()
+    return schedule
+
+
+def _branch_rows(message) -> dict[str, list[str]]:
+    """The first part of the attached KYC report: branch -> counts."""
+    attachment = next(message.iter_attachments())
+    text = attachment.get_payload(decode=True).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["Clients by KYC status and branch"]
+    header, body = rows[1], rows[2 : rows.index([])]
+    assert header[0] == "Branch" and header[-1] == "Total"
+    return {row[0]: row[1:] for row in body}
+
+
+def test_a_due_schedule_mails_each_recipient_their_own_figures_once(pg_app, branches, mailbox):
+    people = branches
+    _weekly_kyc_schedule(people["officer"])
+
+    run = send_due_reports(MONDAY_0705)
+    assert (run.schedules, run.emails, run.problems) == (1, 3, [])
+    assert dispatch_outbox().sent == 3
+    assert mailbox.wait_for(3)
+    by_recipient = {m["To"]: m for m in mailbox.messages}
+    emails = {name: people[name].user.email for name in people}
+    assert set(by_recipient) == {
+        emails["mumbai_manager"],
+        emails["sydney_manager"],
+        emails["officer"],
+    }
+    for message in mailbox.messages:
+        assert message["Subject"] == "Weekly KYC: KYC report (2026-11-23)"
+        attachment = next(message.iter_attachments())
+        assert attachment.get_filename() == "kyc-report-20261123-0700.csv"
+        assert attachment.get_content_type() == "text/csv"
+        assert attachment.get_param("charset") == "utf-8"
+
+    # Each built under the recipient's own row scoping.
+    assert _branch_rows(by_recipient[emails["mumbai_manager"]]) == {
+        "Branch MUM": ["3", "0", "0", "0", "3"]
+    }
+    assert _branch_rows(by_recipient[emails["sydney_manager"]]) == {
+        "Branch SYD": ["0", "1", "0", "0", "1"]
+    }
+    assert set(_branch_rows(by_recipient[emails["officer"]])) == {"Branch MUM", "Branch SYD"}
+
+    # A second run in the same week sends nothing, and nothing more reaches the server.
+    again = send_due_reports(MONDAY_0705.replace(hour=9))
+    assert (again.schedules, again.emails) == (0, 0)
+    assert dispatch_outbox().sent == 0
+    assert len(mailbox.messages) == 3
+    schedule = db.session.scalar(select(ReportSchedule))
+    assert schedule.last_run_at == datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+    assert schedule.last_sent_count == 3 and schedule.last_error is None
+
+    # The next week's period goes out again.
+    assert send_due_reports(datetime(2026, 11, 30, 7, 30, tzinfo=UTC)).emails == 3
+
+
+def test_two_runs_at_once_send_each_recipient_one_email(pg_app, branches, mailbox):
+    _weekly_kyc_schedule(branches["officer"], fmt="xlsx")
+    results, errors = [], []
+
+    def run():
+        try:
+            with pg_app.app_context():
+                results.append(send_due_reports(MONDAY_0705).emails)
+        except Exception as exc:  # pragma: no cover - shown by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    assert sorted(results) == [0, 3]
+    keys = db.session.scalars(
+        select(Notification.idempotency_key).where(Notification.kind == "scheduled_report")
+    ).all()
+    assert len(keys) == len(set(keys)) == 3
+    assert dispatch_outbox().sent == 3 and mailbox.wait_for(3)
+    attachment = next(mailbox.messages[0].iter_attachments())
+    assert attachment.get_filename().endswith(".xlsx")
+
+
+def test_a_schedule_is_not_due_before_its_hour_or_for_a_period_before_it_was_made(pg_app, branches):
+    schedule = _weekly_kyc_schedule(branches["officer"])
+    schedule.created_at = datetime(2026, 11, 20, tzinfo=UTC)  # after last Monday's period
+    db.session.commit()
+    assert send_due_reports(datetime(2026, 11, 22, 23, 0, tzinfo=UTC)).emails == 0
+    assert send_due_reports(MONDAY_0705.replace(hour=6, minute=59)).emails == 0
+    assert db.session.scalar(select(func.count(Notification.id))) == 0
+    assert send_due_reports(MONDAY_0705).emails == 3
+    monthly = ReportSchedule(frequency="monthly", day_of_month=28, hour=6)
+    assert latest_due(monthly, datetime(2026, 3, 1, tzinfo=UTC)) == datetime(
+        2026, 2, 28, 6, tzinfo=UTC
+    )
+    daily = ReportSchedule(frequency="daily", hour=23)
+    assert latest_due(daily, datetime(2026, 1, 1, 22, tzinfo=UTC)) == datetime(
+        2025, 12, 31, 23, tzinfo=UTC
+    )
+
+
+# ---- the Admin's screen -----------------------------------------------------------------------
+
+GOOD = {
+    "name": "Weekly KYC to managers",
+    "report_key": "kyc-report",
+    "file_format": "pdf",
+    "frequency": "weekly",
+    "weekday": "0",
+    "day_of_month": "",
+    "hour": "7",
+    "recipient_roles": ["Manager", "Compliance"],
+    "filters": "",
+    "active": "y",
+}
+
+
+@pytest.fixture
+def admin(app):
+    branch = make_branch()
+    people = {role: make_staff(role, branch) for role in ("Admin", "Manager", "Agent")}
+    db.session.commit()
+    return people
+
+
+@pytest.mark.parametrize(
+    "changes, field, words",
+    [
+        ({"report_key": "salaries"}, "Report key", "'salaries' is not a report"),
+        ({"recipient_roles": ["Wizard"]}, "Recipient roles", "'Wizard' is not a role"),
+        ({"recipient_roles": ["Agent"]}, "Recipient roles", "Agent may not read the KYC report"),
+        ({"recipient_roles": []}, "Recipient roles", "choose at least one role"),
+        ({"recipients": ["999999"], "recipient_roles": []}, "Staff", "Not a valid choice"),
+        ({"hour": "24"}, "Hour", "between 0 and 23"),
+        ({"filters": "{not json"}, "Filters", "JSON object"),
+        ({"filters": '{"branch": "MUM"}'}, "Branch", "takes no filters"),
+    ],
+)
+def test_the_screen_refuses_a_bad_schedule_naming_the_field(client, admin, changes, field, words):
+    login(client, admin["Admin"].user.username)
+    response = client.post("/reportscheduleview/add", data={**GOOD, **changes})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422, body[:500]
+    assert field in body and words in body
+    assert db.session.scalar(select(func.count(ReportSchedule.id))) == 0
+
+
+def test_the_admin_schedules_a_report_and_others_may_not(client, admin):
+    login(client, admin["Admin"].user.username)
+    form = client.get("/reportscheduleview/add").get_data(as_text=True)
+    assert "KYC report" in form and "Trial balance" in form
+    manager = admin["Manager"]
+    response = client.post(
+        "/reportscheduleview/add", data={**GOOD, "recipients": [str(manager.user_id)]}
+    )
+    assert response.status_code == 302
+    schedule = db.session.scalar(select(ReportSchedule))
+    assert (schedule.report_key, schedule.recipient_roles, schedule.weekday) == (
+        "kyc-report",
+        "Manager,Compliance",
+        0,
+    )
+    assert [u.id for u in schedule.recipients] == [manager.user_id]
+    listing = client.get("/reportscheduleview/list/").get_data(as_text=True)
+    assert "Weekly KYC to managers" in listing and "KYC report" in listing
+
+    edited = client.post(
+        f"/reportscheduleview/edit/{schedule.id}", data={**GOOD, "report_key": "nothing"}
+    )
+    assert edited.status_code == 422 and "is not a report" in edited.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(ReportSchedule, schedule.id).report_key == "kyc-report"
+
+    client.get("/logout/")
+    login(client, manager.user.username)
+    assert client.get("/reportscheduleview/list/").status_code == 403
+    assert client.post("/reportscheduleview/add", data=GOOD).status_code == 403
