@@ -456,3 +456,17 @@ def test_a_report_exports_in_every_format_to_those_who_may_read_it(client, world
     assert "Trial balance" not in client.get("/reports/").get_data(as_text=True)
     client.get("/logout/")
     assert client.get("/reports/trial-balance/export/csv").status_code in (302, 401)
+
+
+def test_a_large_report_export_runs_as_a_job_too(app, client, world, monkeypatch):
+    monkeypatch.setitem(app.config, "CRM_EXPORT_INLINE_ROWS", 3)
+    login(client, world["manager"])
+    response = client.get("/reports/trial-balance/export/xlsx?as_of=2026-12-31")
+    assert response.status_code == 302
+    job_id = int(re.search(r"/exports/(\d+)$", response.headers["Location"])[1])
+    job = db.session.get(ExportJob, job_id)
+    assert (job.source, job.target, job.status) == ("report", "trial-balance", "done")
+    assert job.filters_text == "As of: 2026-12-31" and job.total_rows > 3
+    book = workbook(client.get(f"/exports/{job_id}/download"))
+    assert book["Trial balance"].max_row == job.total_rows + 1
+    assert "background export" in export_events(world["manager"])[-1].detail

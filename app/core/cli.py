@@ -54,6 +54,10 @@ def seed_demo_command(leads: int) -> None:
         f"{created['exchanges']} forex exchange."
     )
     click.echo(f"offers: {created['offers']} (run daily; see Sales > Offers).")
+    click.echo(
+        f"scheduled reports: {created['report_schedules']} (the KYC report to managers, "
+        "Mondays; see Reports > Scheduled reports)."
+    )
     click.echo(f"billing: {created['invoices']} invoices, one quotation, one contract.")
     click.echo(f"brokerage: 3 instruments, {created['trades']} trades (one flagged).")
     click.echo(f"logins (password for all: {DEMO_PASSWORD}):")

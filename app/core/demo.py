@@ -108,6 +108,7 @@ def seed_demo(lead_count: int = 60, seed: int = 7) -> dict | None:
     invoices = _demo_billing(profiles["agent"])
     trades = _demo_brokerage(agents[0])
     exchanges = _demo_forex(profiles["agent"])
+    report_schedules = _demo_report_schedules()
     return {
         "clients": clients,
         "loans": loans,
@@ -115,6 +116,7 @@ def seed_demo(lead_count: int = 60, seed: int = 7) -> dict | None:
         "invoices": invoices,
         "trades": trades,
         "exchanges": exchanges,
+        "report_schedules": report_schedules,
         "branches": len(branches),
         "leads": lead_count,
         "logins": [(username, role) for username, role, *_ in STAFF],
@@ -368,6 +370,26 @@ def _demo_offers(manager) -> int:
     for offer in offers:
         db.session.add(prepare_offer(offer))
     return len(offers)
+
+
+def _demo_report_schedules() -> int:
+    """The KYC report as a PDF to every manager, Monday 07:00 UTC, each for their own branch."""
+    from app.reports.models import ReportSchedule
+    from app.reports.schedules import prepare_schedule
+
+    schedule = ReportSchedule(
+        name="Weekly KYC report to managers",
+        report_key="kyc-report",
+        file_format="pdf",
+        frequency="weekly",
+        weekday=0,
+        hour=7,
+        recipient_roles="Manager",
+        filters="{}",
+        active=True,
+    )
+    db.session.add(prepare_schedule(schedule))
+    return 1
 
 
 def _demo_billing(agent) -> int:

@@ -113,6 +113,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Contracts",
         ]
         assert menu["Brokerage"] == ["Trades", "Instruments"]
+        assert menu["Reports"] == ["All reports", "My exports", "Scheduled reports"]
         assert menu["Forex"] == [
             "Exchange",
             "Exchanges",
@@ -142,6 +143,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
                 "Vouchers",
                 "Loyalty",
             ],
+            "Reports": ["All reports", "My exports"],
         }
         assert "Audit log" not in shown and "KYC queue" not in shown
         assert "Security" not in menu and "Staff" not in shown
@@ -150,6 +152,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Tasks": ["My tasks", "Overdue", "All tasks", "Calendar"],
             "Communication": ["Notifications", "My preferences"],
             "Lending": ["Loan applications", "New application", "Loan products", "Brokers"],
+            "Reports": ["All reports", "My exports"],
         }
 
 
