@@ -363,6 +363,7 @@ def progress(job: ExportJob) -> dict[str, Any]:
         if job.status == "done" and not expired and has_request_context()
         else None,
         "expires_at": job.expires_at.isoformat() if job.expires_at else None,
+        "file_name": job.file_name,
     }
 
 

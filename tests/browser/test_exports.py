@@ -49,6 +49,8 @@ def test_a_small_list_downloads_at_once_with_only_the_agents_rows(
     sign_in(page, agent)
     page.goto("/leadview/list/")
     expect(page.locator("#export-buttons")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "lead-list-export-buttons.png"))
     with page.expect_download() as info:
         page.locator("#export-xlsx").click()
     path = tmp_path / info.value.suggested_filename
@@ -92,6 +94,13 @@ def test_a_large_export_shows_its_progress_bar_then_the_download(
     expect(bar).to_have_text("100%")
     expect(page.locator("#export-status")).to_have_text("Done")
     expect(page.locator("#export-download")).to_be_visible()
+    expect(page.locator("#export-download")).to_contain_text(re.compile(r"leads-\d{8}-\d{4}\.csv"))
+    expect(page.locator("#export-expiry")).to_contain_text("Kept until")
+    # The bar fills its track (once Bootstrap's width transition is over).
+    page.wait_for_function(
+        "() => { const b = document.getElementById('export-progress');"
+        " return b.offsetWidth >= b.parentElement.clientWidth - 2; }"
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "export-progress-done.png"), full_page=True)
 
