@@ -470,3 +470,48 @@ def test_a_large_report_export_runs_as_a_job_too(app, client, world, monkeypatch
     book = workbook(client.get(f"/exports/{job_id}/download"))
     assert book["Trial balance"].max_row == job.total_rows + 1
     assert "background export" in export_events(world["manager"])[-1].detail
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    from tests.s3_server import moto_s3_server
+
+    with moto_s3_server() as endpoint:
+        yield endpoint
+
+
+def test_on_s3_the_download_is_a_presigned_link_and_expiry_deletes_the_object(
+    app, client, world, monkeypatch, s3_endpoint
+):
+    import urllib.request
+    import uuid
+
+    from app.core.storage import EXTENSION_KEY, S3Storage
+    from app.exports.services import remove_expired_exports
+    from tests.s3_server import aws_test_credentials
+
+    aws_test_credentials(monkeypatch)
+    storage = S3Storage(f"exports-{uuid.uuid4().hex[:12]}", endpoint_url=s3_endpoint)
+    storage.ensure_bucket()
+    monkeypatch.setitem(app.extensions, EXTENSION_KEY, storage)
+    job_id = _large_export(client, world, app, monkeypatch)
+    job = db.session.get(ExportJob, job_id)
+    key = job.storage_key
+    assert storage.exists(key)
+
+    response = client.get(f"/exports/{job_id}/download")
+    assert response.status_code == 302
+    link = response.headers["Location"]
+    assert link.startswith(s3_endpoint) and "X-Amz-Signature" in link
+    with urllib.request.urlopen(link) as fetched:  # noqa: S310 (the test's own S3 server)
+        body = fetched.read().decode("utf-8-sig")
+        assert "attachment" in fetched.headers["Content-Disposition"]
+    assert body.splitlines()[0].startswith("First Name,Last Name")
+    assert len(body.splitlines()) == 5
+
+    job.expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert remove_expired_exports() == 1
+    assert not storage.exists(key)
+    listing = storage.client.list_objects_v2(Bucket=storage.bucket)
+    assert listing.get("KeyCount", 0) == 0
