@@ -383,7 +383,7 @@ def test_a_large_export_becomes_a_job_with_a_page_and_an_owner_only_download(
 
 
 def test_an_expired_export_answers_410_and_its_file_is_removed(app, client, world, monkeypatch):
-    from app.exports.services import remove_expired_exports
+    from app.exports.background import remove_expired_exports
 
     job_id = _large_export(client, world, app, monkeypatch, fmt="xlsx")
     job = db.session.get(ExportJob, job_id)
@@ -487,7 +487,7 @@ def test_on_s3_the_download_is_a_presigned_link_and_expiry_deletes_the_object(
     import uuid
 
     from app.core.storage import EXTENSION_KEY, S3Storage
-    from app.exports.services import remove_expired_exports
+    from app.exports.background import remove_expired_exports
     from tests.s3_server import aws_test_credentials
 
     aws_test_credentials(monkeypatch)

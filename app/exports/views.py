@@ -9,7 +9,7 @@ from flask_appbuilder.models.sqla.filters import FilterEqualFunction
 
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin
 from app.core.forms import display_choice, display_timestamp
-from app.exports import services
+from app.exports import background, services
 from app.exports.models import ExportJob
 from app.exports.writers import FORMATS
 from app.reports.registry import REPORTS
@@ -76,11 +76,11 @@ class ExportJobView(NoFileDownloadMixin, ModelView):
     @has_access
     def page(self, pk: int):
         """Where the export stands: a progress bar that polls ``progress``, then the link."""
-        job = services.find_own_export(pk, g.user.id)
+        job = background.find_own_export(pk, g.user.id)
         return self.render_template(
             "exports/show.html",
             job=job,
-            status=services.progress(job),
+            status=background.progress(job),
             title=f"Export: {job.title}",
         )
 
@@ -88,13 +88,13 @@ class ExportJobView(NoFileDownloadMixin, ModelView):
     @has_access
     def progress(self, pk: int):
         """Rows done and the total, as JSON for the progress bar."""
-        return jsonify(services.progress(services.find_own_export(pk, g.user.id)))
+        return jsonify(background.progress(background.find_own_export(pk, g.user.id)))
 
     @expose("/<int:pk>/download")
     @has_access
     def download(self, pk: int):
         """The file, to its owner only (others: 404); 410 once expired; audited."""
-        return services.download(services.find_own_export(pk, g.user.id))
+        return background.download(background.find_own_export(pk, g.user.id))
 
 
 class ReportsView(BaseView):
