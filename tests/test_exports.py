@@ -515,3 +515,12 @@ def test_on_s3_the_download_is_a_presigned_link_and_expiry_deletes_the_object(
     assert not storage.exists(key)
     listing = storage.client.list_objects_v2(Bucket=storage.bucket)
     assert listing.get("KeyCount", 0) == 0
+
+
+def test_with_the_queue_unreachable_the_exports_page_says_so(app, client, world, monkeypatch):
+    monkeypatch.setitem(app.config, "REDIS_URL", "redis://127.0.0.1:1/0")  # nobody listens there
+    job_id = _large_export(client, world, app, monkeypatch)
+    job = db.session.get(ExportJob, job_id)
+    assert job.status == "failed" and "queue could not be reached" in job.error
+    page = client.get(f"/exports/{job_id}").get_data(as_text=True)
+    assert "The export failed" in page and "queue could not be reached" in page

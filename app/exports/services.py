@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -31,6 +32,8 @@ from app.exports.pii import sees_full_contacts
 from app.exports.writers import FORMATS, filters_in_words, write_table
 from app.extensions import db
 from app.reports.registry import Report, Table, get_report
+
+log = logging.getLogger(__name__)
 
 
 def inline_limit() -> int:
@@ -213,5 +216,13 @@ def _start_job(
     )
     db.session.add(job)
     db.session.commit()
-    enqueue("app.exports.jobs.run_export", job.id, queue="reports", job_id=f"export-{job.id}")
+    job_id = job.id
+    try:
+        enqueue("app.exports.jobs.run_export", job_id, queue="reports", job_id=f"export-{job_id}")
+    except Exception as exc:  # Redis unreachable: the export's page says so instead of a 500
+        log.exception("export #%s could not be queued", job_id)
+        db.session.rollback()
+        job = db.session.get(ExportJob, job_id)
+        job.status, job.error = "failed", f"The background queue could not be reached ({exc})."
+        db.session.commit()
     return job
