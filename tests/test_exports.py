@@ -369,9 +369,10 @@ def test_a_large_export_becomes_a_job_with_a_page_and_an_owner_only_download(
             AuditLog.action == "download",
             AuditLog.record_type == "export_job",
             AuditLog.record_id == str(job_id),
+            AuditLog.actor_name == world["agent"],
         )
     ).all()
-    assert len(downloads) == 1 and downloads[0].actor_name == world["agent"]
+    assert len(downloads) == 1 and job.file_name in downloads[0].detail
 
     listing = client.get("/exports/list/").get_data(as_text=True)
     assert "Leads" in listing
