@@ -61,6 +61,10 @@ class Config:
     FAB_ADD_SECURITY_API = True
     FAB_API_SWAGGER_UI = True
     FAB_API_MAX_PAGE_SIZE = 100
+    # API keys for other systems (`flask crm api-key create --user NAME`, or /api/v1/apikey/);
+    # sent as `Authorization: Bearer fincrm_...`, each acting as its user.
+    FAB_API_KEY_ENABLED = _env_bool("CRM_API_KEYS_ENABLED", True)
+    FAB_API_KEY_PREFIXES = ["fincrm_"]
     FAB_SAFE_REDIRECT_HOSTS = _env_list("CRM_SAFE_REDIRECT_HOSTS", "localhost,127.0.0.1")
     AUTH_TYPE = 1  # AUTH_DB
     AUTH_ROLE_ADMIN = "Admin"

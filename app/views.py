@@ -219,6 +219,7 @@ def register_views(builder: AppBuilder) -> None:
         LoyaltyApi,
     ):
         builder.add_api(api)
+    _register_record_apis(builder)
     # The private ICS feed: no sign-in (the secret link is the credential), so not a FAB view.
     current_app.register_blueprint(feed_blueprint)
     from app.leads.capture import public_leads
@@ -228,3 +229,67 @@ def register_views(builder: AppBuilder) -> None:
         lambda: current_app.config.get("CRM_ENQUIRY_RATE_LIMIT", "5 per minute"), methods=["POST"]
     )(public_leads)
     current_app.register_blueprint(public_leads)
+
+
+def _register_record_apis(builder: AppBuilder) -> None:
+    """The API of every other entity: records written by the desks' workflows (read-only),
+    the ledger, communication, and the keys other systems call with."""
+    from app.billing.api import InvoiceLineApi, PaymentApi, QuotationLineApi
+    from app.brokerage.api import InstrumentPriceApi, PositionApi
+    from app.clients.api import RiskAssessmentApi
+    from app.comms.api import (
+        MessageLogApi,
+        NotificationApi,
+        NotificationPreferenceApi,
+        OutboxApi,
+    )
+    from app.forex.api import WalletPostingApi
+    from app.kyc.api import KycCaseDocumentApi, KycCaseEventApi
+    from app.ledger.api import AccountApi, JournalEntryApi, JournalLineApi
+    from app.lending.api import (
+        LoanArrearsChangeApi,
+        LoanFeeApi,
+        LoanInstalmentApi,
+        LoanNoteApi,
+        LoanPartyApi,
+        LoanProductFeeApi,
+        LoanRepaymentAllocationApi,
+        LoanRepaymentApi,
+        LoanStageEventApi,
+    )
+    from app.loyalty.api import LoyaltyAccountApi, VoucherRedemptionApi
+    from app.offers.api import OfferDeliveryApi
+    from app.security.api_keys import ApiKeyAdminApi
+
+    for api in (
+        AccountApi,
+        JournalEntryApi,
+        JournalLineApi,
+        QuotationLineApi,
+        InvoiceLineApi,
+        PaymentApi,
+        LoanProductFeeApi,
+        LoanPartyApi,
+        LoanStageEventApi,
+        LoanNoteApi,
+        LoanFeeApi,
+        LoanInstalmentApi,
+        LoanRepaymentApi,
+        LoanRepaymentAllocationApi,
+        LoanArrearsChangeApi,
+        OfferDeliveryApi,
+        NotificationApi,
+        OutboxApi,
+        MessageLogApi,
+        NotificationPreferenceApi,
+        PositionApi,
+        InstrumentPriceApi,
+        WalletPostingApi,
+        LoyaltyAccountApi,
+        VoucherRedemptionApi,
+        RiskAssessmentApi,
+        KycCaseEventApi,
+        KycCaseDocumentApi,
+        ApiKeyAdminApi,
+    ):
+        builder.add_api(api)

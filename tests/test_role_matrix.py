@@ -49,6 +49,7 @@ URL_VALUES = {
     "fee_id": "0",
     "line_id": "0",
     "code": "XXX",
+    "key_uuid": "0",
 }
 
 

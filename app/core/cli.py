@@ -181,3 +181,12 @@ def load_rates_command(path: str) -> None:
         db.session.rollback()
         raise click.ClickException(f"{path}: {exc}") from exc
     click.echo(f"{len(added)} rate(s) added from {path}")
+
+
+def _add_api_key_commands() -> None:
+    from app.security.api_keys import api_key_cli
+
+    crm_cli.add_command(api_key_cli)
+
+
+_add_api_key_commands()

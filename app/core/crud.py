@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, abort
+from flask import Response, abort, g
 from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
+from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.audit import record_rejection
@@ -147,3 +149,55 @@ class ServiceModelRestApi(ModelRestApi):
         if response.status_code in (400, 422):  # refused by FAB's schema (unknown field, length)
             record_rejection(self.datamodel.obj.__tablename__, response.get_data(as_text=True))
         return response
+
+
+def readable_columns(model: type, *, exclude: tuple[str, ...] = (), extra: tuple[str, ...] = ()):
+    """Every column of ``model`` a reader may see over the API: encrypted identifiers and secret
+    hashes (columns marked ``info={"pii": ...}``) are left out; their masked properties can be
+    named in ``extra``."""
+    columns = [
+        attr.key
+        for attr in inspect(model).column_attrs
+        if not attr.columns[0].info.get("pii") and attr.key not in exclude
+    ]
+    return [*columns, *extra]
+
+
+def visible_through(parent: type) -> type[BaseFilter]:
+    """A base filter for a child table that has no row scope of its own: only rows whose
+    parent (``parent.id``) the caller can see. The parent's own scope applies inside the
+    sub-select, so an agent sees the postings of their clients' wallets and no others."""
+
+    class VisibleThroughParent(BaseFilter):
+        name = f"visible {parent.__name__.lower()}"
+        arg_name = "visible"
+
+        def apply(self, query: Any, value: Any) -> Any:
+            column = getattr(self.datamodel.obj, self.column_name)
+            return query.filter(column.in_(select(parent.id)))
+
+    return VisibleThroughParent
+
+
+class FilterCurrentUser(BaseFilter):
+    """Rows of the signed-in user only (session, JWT or API key)."""
+
+    name = "signed-in user"
+    arg_name = "me"
+
+    def apply(self, query: Any, value: Any) -> Any:
+        user = getattr(g, "user", None)
+        user_id = getattr(user, "id", None)
+        return query.filter(getattr(self.datamodel.obj, self.column_name) == user_id)
+
+
+class ReadOnlyRestApi(ServiceModelRestApi):
+    """Records written only by a desk's workflow (journal lines, instalments, stage history...):
+    list, get and info; never created, changed or deleted through the generic routes.
+
+    Subclasses name the resource they share with the screens and the same
+    ``base_permissions`` as those screens (FAB's permission sync removes from a resource every
+    permission one of its classes does not declare)."""
+
+    include_route_methods = {"get", "get_list", "info"}
+    allow_browser_login = True

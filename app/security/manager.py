@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, request
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.views import (
     PermissionModelView,
@@ -64,6 +64,19 @@ class CrmSecurityManager(SecurityManager):
                 "login_failed",
                 actor_name=attempted or "(blank)",
                 detail=f"failed sign-in for {attempted!r}",
+            )
+        return user
+
+    def validate_api_key(self, api_key_string):
+        """FAB's API key check, with each refused key (revoked, expired, made up) audited."""
+        from app.core.audit import record_event
+
+        user = super().validate_api_key(api_key_string)
+        if user is None:
+            record_event(
+                "login_failed",
+                actor_name="(API key)",
+                detail=f"refused API key {api_key_string[:12]}... ({request.method} {request.path})",
             )
         return user
 
