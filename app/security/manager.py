@@ -67,6 +67,19 @@ class CrmSecurityManager(SecurityManager):
             )
         return user
 
+    def create_jwt_manager(self, app):
+        """FAB's JWT manager; a token that is not a valid JWT (forged, cut, not a token at all)
+        is an authentication failure, 401 like an expired one, not flask-jwt-extended's 422."""
+        from flask import jsonify
+
+        jwt_manager = super().create_jwt_manager(app)
+
+        @jwt_manager.invalid_token_loader
+        def _invalid_token(reason: str):
+            return jsonify(message=f"Not signed in: the bearer token is invalid ({reason})."), 401
+
+        return jwt_manager
+
     def validate_api_key(self, api_key_string):
         """FAB's API key check, with each refused key (revoked, expired, made up) audited."""
         from app.core.audit import record_event
