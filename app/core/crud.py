@@ -8,23 +8,77 @@ session rolled back so nothing is half-written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from flask import Response, abort, g
 from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
+from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from sqlalchemy import inspect, select
+from sqlalchemy import CheckConstraint, Table, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.audit import record_rejection
-from app.core.errors import DomainError
+from app.core.errors import ConflictError, DomainError, FieldError
 from app.security.roles import API_METHOD_ACTIONS, VIEW_METHOD_ACTIONS
 
 
+def _constraint_columns(table: Table, name: str | None) -> list[str]:
+    """The columns of ``table``'s constraint or index called ``name`` (a CHECK's columns are
+    those its SQL names)."""
+    for constraint in [*table.constraints, *table.indexes]:
+        if name and constraint.name == name:
+            if isinstance(constraint, CheckConstraint):
+                sql = str(constraint.sqltext)
+                return [column.name for column in table.columns if column.name in sql]
+            return [column.name for column in constraint.columns]
+    return []
+
+
+def integrity_refusal(exc: IntegrityError, model: type) -> DomainError:
+    """A database constraint's refusal in the user's words, naming the field at fault: a
+    duplicate is a 409, a missing value, unknown reference or broken rule a 422."""
+    table = model.__table__
+    orig = exc.orig
+    diag = getattr(orig, "diag", None)
+    text = str(orig)
+    if diag is not None:  # PostgreSQL: the SQLSTATE and the constraint's name
+        code, name, column = getattr(orig, "pgcode", None), diag.constraint_name, diag.column_name
+        # "Key (code)=(B1) already exists.": the columns, also of an unnamed unique constraint
+        keyed = re.match(r"Key \(([^)]+)\)=", diag.message_detail or "")
+        columns = (
+            [column]
+            if column
+            else [c.strip() for c in keyed.group(1).split(",")]
+            if keyed
+            else _constraint_columns(table, name)
+        )
+        kind = {"23505": "unique", "23502": "not_null", "23503": "foreign_key"}.get(code, "check")
+    else:  # SQLite: "UNIQUE constraint failed: branch.code", "CHECK constraint failed: ck_x"
+        head, _, detail = text.partition(" constraint failed: ")
+        kind = {"UNIQUE": "unique", "NOT NULL": "not_null", "FOREIGN KEY": "foreign_key"}.get(
+            head.strip(), "check"
+        )
+        names = [part.strip() for part in detail.split(",") if part.strip()]
+        columns = [n.split(".", 1)[1] for n in names if "." in n] or _constraint_columns(
+            table, names[0] if names else None
+        )
+    field = columns[0] if columns else None
+    record = table.name.replace("_", " ")
+    if kind == "unique":
+        return ConflictError(f"is already used by another {record}.", field)
+    if kind == "not_null":
+        return FieldError("is required.", field)
+    if kind == "foreign_key":
+        return FieldError("refers to a record that does not exist.", field)
+    return FieldError(f"is not allowed for a {record}.", field)
+
+
 class CrmSQLAInterface(SQLAInterface):
-    """FAB's data interface, rolling back when a business rule stops a flush."""
+    """FAB's data interface, rolling back when a business rule stops a flush; a constraint the
+    database enforces on an edit or delete is refused in words, naming the field."""
 
     def add(self, item: Any, commit: bool = True) -> None:
         try:
@@ -38,6 +92,23 @@ class CrmSQLAInterface(SQLAInterface):
             super().edit(item, commit)
         except DomainError:
             self.session.rollback()
+            raise
+        except DatabaseException as exc:  # FAB has rolled back
+            if isinstance(exc.__cause__, IntegrityError):
+                raise integrity_refusal(exc.__cause__, self.obj) from exc
+            raise
+
+    def delete(self, item: Any, commit: bool = True) -> None:
+        try:
+            super().delete(item, commit)
+        except DomainError:
+            self.session.rollback()
+            raise
+        except DatabaseException as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise ConflictError(
+                    "other records still refer to it, so it cannot be deleted."
+                ) from exc
             raise
 
 
@@ -142,10 +213,9 @@ class ServiceModelRestApi(ModelRestApi):
             return self.response(exc.status, **exc.as_json())
         except IntegrityError as exc:
             self.datamodel.session.rollback()
-            record_rejection(self.datamodel.obj.__tablename__, f"conflict: {exc.orig}")
-            return self.response(
-                409, message=f"This change conflicts with existing data: {exc.orig}"
-            )
+            refusal = integrity_refusal(exc, self.datamodel.obj)
+            record_rejection(self.datamodel.obj.__tablename__, str(refusal))
+            return self.response(refusal.status, **refusal.as_json())
         if response.status_code in (400, 422):  # refused by FAB's schema (unknown field, length)
             record_rejection(self.datamodel.obj.__tablename__, response.get_data(as_text=True))
         return response
