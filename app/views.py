@@ -259,6 +259,7 @@ def _register_record_apis(builder: AppBuilder) -> None:
     )
     from app.loyalty.api import LoyaltyAccountApi, VoucherRedemptionApi
     from app.offers.api import OfferDeliveryApi
+    from app.core.openapi import CrmOpenApi, CrmSwaggerView
     from app.security.api_keys import ApiKeyAdminApi
 
     for api in (
@@ -293,3 +294,6 @@ def _register_record_apis(builder: AppBuilder) -> None:
         ApiKeyAdminApi,
     ):
         builder.add_api(api)
+    if current_app.config.get("FAB_API_SWAGGER_UI"):
+        builder.add_api(CrmOpenApi)
+        builder.add_view_no_menu(CrmSwaggerView)

@@ -14,11 +14,13 @@ from typing import Any
 
 from flask import Response, abort, g
 from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
+from flask_appbuilder.api.convert import Model2SchemaConverter
 from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from sqlalchemy import CheckConstraint, Table, inspect, select
-from sqlalchemy.exc import IntegrityError
+from marshmallow import fields, validate
+from sqlalchemy import BigInteger, CheckConstraint, Integer, Table, inspect, select
+from sqlalchemy.exc import DataError, IntegrityError
 
 from app.core.audit import record_rejection
 from app.core.errors import ConflictError, DomainError, FieldError
@@ -183,17 +185,42 @@ def _prepare_or_record(view: Any, item: Any) -> None:
         raise
 
 
-class ServiceModelRestApi(ModelRestApi):
-    """A REST API whose writes go through the desk's service and never answer 500 for bad input."""
+INT32 = validate.Range(-(2**31), 2**31 - 1, error="must be a whole number of at most 10 digits.")
 
-    method_permission_name = API_METHOD_ACTIONS
-    prepare: Callable[[Any], Any] = staticmethod(_no_preparation)
 
-    def pre_add(self, item: Any) -> None:
-        type(self).prepare(item)
+class CrmModel2SchemaConverter(Model2SchemaConverter):
+    """FAB's model-to-schema converter with two corrections: a foreign-key id is a whole number
+    (FAB leaves it untyped, so ``[]`` or ``{}`` reached the database), and an integer column
+    refuses numbers the database cannot store instead of failing on insert."""
 
-    def pre_update(self, item: Any) -> None:
-        type(self).prepare(item)
+    def _meta_schema_factory(self, columns, model, class_mixin, parent_schema_name=None):
+        schema = super()._meta_schema_factory(columns, model, class_mixin, parent_schema_name)
+
+        class Meta(schema.Meta):
+            include_fk = True  # else marshmallow-sqlalchemy drops the id fields declared below
+
+        return type("MetaSchema", (schema,), {"Meta": Meta})
+
+    def _column2field(self, datamodel, column, nested=True, parent_schema_name=None):
+        attribute = getattr(datamodel.obj, column.name, None)
+        sql_columns = getattr(getattr(attribute, "property", None), "columns", None)
+        sql_column = sql_columns[0] if sql_columns else None
+        if sql_column is not None and sql_column.foreign_keys and not column.children:
+            return fields.Integer(strict=True, allow_none=True, validate=INT32)
+        field = super()._column2field(datamodel, column, nested, parent_schema_name)
+        if (
+            sql_column is not None
+            and isinstance(field, fields.Integer)
+            and isinstance(sql_column.type, Integer)
+            and not isinstance(sql_column.type, BigInteger)
+        ):
+            field.validators.append(INT32)
+        return field
+
+
+class AnswersRefusals:
+    """For a ModelRestApi: a business rule's or the database's refusal of a POST, PUT or DELETE
+    answers 4xx JSON naming the field (never 500), rolled back and audited."""
 
     def post_headless(self) -> Response:
         return self._answer_business_errors(super().post_headless)
@@ -205,20 +232,41 @@ class ServiceModelRestApi(ModelRestApi):
         return self._answer_business_errors(super().delete_headless, pk)
 
     def _answer_business_errors(self, call: Callable[..., Response], *args: Any) -> Response:
+        table = self.datamodel.obj.__tablename__
         try:
             response = call(*args)
         except DomainError as exc:
             self.datamodel.session.rollback()
-            record_rejection(self.datamodel.obj.__tablename__, str(exc))
+            record_rejection(table, str(exc))
             return self.response(exc.status, **exc.as_json())
         except IntegrityError as exc:
             self.datamodel.session.rollback()
             refusal = integrity_refusal(exc, self.datamodel.obj)
-            record_rejection(self.datamodel.obj.__tablename__, str(refusal))
+            record_rejection(table, str(refusal))
+            return self.response(refusal.status, **refusal.as_json())
+        except DataError as exc:  # a value the column cannot hold (a check above missed it)
+            self.datamodel.session.rollback()
+            column = getattr(getattr(exc.orig, "diag", None), "column_name", None)
+            refusal = FieldError("is too large or not of the right kind.", column)
+            record_rejection(table, f"{refusal}: {exc.orig}")
             return self.response(refusal.status, **refusal.as_json())
         if response.status_code in (400, 422):  # refused by FAB's schema (unknown field, length)
-            record_rejection(self.datamodel.obj.__tablename__, response.get_data(as_text=True))
+            record_rejection(table, response.get_data(as_text=True))
         return response
+
+
+class ServiceModelRestApi(AnswersRefusals, ModelRestApi):
+    """A REST API whose writes go through the desk's service and never answer 500 for bad input."""
+
+    method_permission_name = API_METHOD_ACTIONS
+    model2schemaconverter = CrmModel2SchemaConverter
+    prepare: Callable[[Any], Any] = staticmethod(_no_preparation)
+
+    def pre_add(self, item: Any) -> None:
+        type(self).prepare(item)
+
+    def pre_update(self, item: Any) -> None:
+        type(self).prepare(item)
 
 
 def readable_columns(model: type, *, exclude: tuple[str, ...] = (), extra: tuple[str, ...] = ()):

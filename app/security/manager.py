@@ -14,6 +14,14 @@ from flask_appbuilder.security.views import (
 )
 
 from app.core.crud import NoFileDownloadMixin
+from app.security.fab_apis import (
+    CrmGroupApi,
+    CrmPermissionApi,
+    CrmPermissionViewMenuApi,
+    CrmRoleApi,
+    CrmUserApi,
+    CrmViewMenuApi,
+)
 
 
 class CrmUserDBModelView(NoFileDownloadMixin, UserDBModelView):
@@ -47,6 +55,12 @@ class CrmSecurityManager(SecurityManager):
     permissionmodelview = CrmPermissionModelView
     viewmenumodelview = CrmViewMenuModelView
     permissionviewmodelview = CrmPermissionViewModelView
+    permission_api = CrmPermissionApi
+    role_api = CrmRoleApi
+    user_api = CrmUserApi
+    view_menu_api = CrmViewMenuApi
+    permission_view_menu_api = CrmPermissionViewMenuApi
+    group_api = CrmGroupApi
     # FAB's user statistics chart loads Google Charts from the internet (blank offline) and
     # answers 500 to a non-numeric grouping; dashboards are served by our own Plotly views.
     userstatschartview = None
