@@ -16,8 +16,8 @@ from app.core.demo import DEMO_PASSWORD, seed_demo
 from app.extensions import db
 from tests.support import api_token
 
-EXAMPLES = 8
-"""Examples per operation: about 300 operations run in about two minutes on two cores."""
+EXAMPLES = 6
+"""Examples per operation: about 300 operations in under three minutes on two cores."""
 
 
 def _restart_empty_tables_sequences() -> None:

@@ -205,7 +205,12 @@ class CrmModel2SchemaConverter(Model2SchemaConverter):
         attribute = getattr(datamodel.obj, column.name, None)
         sql_columns = getattr(getattr(attribute, "property", None), "columns", None)
         sql_column = sql_columns[0] if sql_columns else None
-        if sql_column is not None and sql_column.foreign_keys and not column.children:
+        if (
+            sql_column is not None
+            and sql_column.foreign_keys
+            and isinstance(sql_column.type, Integer)
+            and not column.children
+        ):
             return fields.Integer(strict=True, allow_none=True, validate=INT32)
         field = super()._column2field(datamodel, column, nested, parent_schema_name)
         if (

@@ -62,6 +62,33 @@ def _decimals_as_text(schema: dict[str, Any]) -> None:
             field["format"] = "decimal"
 
 
+FAB_SECURITY_SCHEMAS = (
+    "CrmUserApi",
+    "CrmRoleApi",
+    "CrmGroupApi",
+    "CrmPermissionApi",
+    "CrmViewMenuApi",
+    "CrmPermissionViewMenuApi",
+    "ApiKey",
+)
+"""FAB's own tables keep naive local timestamps and nested rows with more fields than their
+schemas list; their API keys may have no scopes or expiry."""
+
+
+def _loosen_fab_schema(schema: dict[str, Any], nullable: bool) -> None:
+    schema.pop("additionalProperties", None)
+    for field in schema.get("properties", {}).values():
+        if "$ref" in field:  # a related row (created_by) or rows (roles, groups), or none
+            ref = {"$ref": field.pop("$ref")}
+            field.update(anyOf=[ref, {"type": "array", "items": ref}], nullable=True)
+            continue
+        for variant in [field, *field.get("anyOf", [])]:
+            if variant.get("format") == "date-time":
+                del variant["format"]
+        if nullable and "type" in field:
+            field["nullable"] = True
+
+
 def _json_schema(response: dict[str, Any]) -> dict[str, Any]:
     return response.get("content", {}).get("application/json", {}).get("schema", {})
 
@@ -73,6 +100,8 @@ def correct_document(document: dict[str, Any]) -> dict[str, Any]:
     for name, schema in components.get("schemas", {}).items():
         if name.endswith((".get", ".get_list")):  # what GET answers, not what POST/PUT take
             _decimals_as_text(schema)
+        if name.startswith(FAB_SECURITY_SCHEMAS):
+            _loosen_fab_schema(schema, nullable=name.startswith("ApiKey"))
     components.setdefault("schemas", {})["CrmError"] = ERROR_BODY
     for response in components.get("responses", {}).values():
         content = response.get("content", {}).get("application/json")
