@@ -243,6 +243,7 @@ def _register_record_apis(builder: AppBuilder) -> None:
         NotificationPreferenceApi,
         OutboxApi,
     )
+    from app.core.openapi import CrmOpenApi, CrmSwaggerView
     from app.forex.api import WalletPostingApi
     from app.kyc.api import KycCaseDocumentApi, KycCaseEventApi
     from app.ledger.api import AccountApi, JournalEntryApi, JournalLineApi
@@ -259,7 +260,6 @@ def _register_record_apis(builder: AppBuilder) -> None:
     )
     from app.loyalty.api import LoyaltyAccountApi, VoucherRedemptionApi
     from app.offers.api import OfferDeliveryApi
-    from app.core.openapi import CrmOpenApi, CrmSwaggerView
     from app.security.api_keys import ApiKeyAdminApi
 
     for api in (

@@ -9,6 +9,7 @@ Swagger UI is FAB's own bundle, served by the app (no CDN).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import current_app
@@ -89,6 +90,19 @@ def _loosen_fab_schema(schema: dict[str, Any], nullable: bool) -> None:
             field["nullable"] = True
 
 
+def _declare_path_parameters(path: str, operation: dict[str, Any]) -> None:
+    """Every ``{name}`` of the path declared (custom routes' docstrings often leave them out):
+    record ids (``pk``, ``fee_id``) are integers, other names (a currency code) text."""
+    parameters = operation.setdefault("parameters", [])
+    declared = {p.get("name") for p in parameters if p.get("in") == "path"}
+    for name in re.findall(r"{(\w+)}", path):
+        if name not in declared:
+            kind = "integer" if name == "pk" or name.endswith("_id") else "string"
+            parameters.append(
+                {"in": "path", "name": name, "required": True, "schema": {"type": kind}}
+            )
+
+
 def _json_schema(response: dict[str, Any]) -> dict[str, Any]:
     return response.get("content", {}).get("application/json", {}).get("schema", {})
 
@@ -114,6 +128,7 @@ def correct_document(document: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(operation, dict):
                 continue
             responses = operation.setdefault("responses", {})
+            _declare_path_parameters(path, operation)
             ok = responses.get("200", {})
             listing = (
                 ok.get("content", {})
@@ -142,7 +157,9 @@ def correct_document(document: dict[str, Any]) -> dict[str, Any]:
                     {
                         "description": description,
                         "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/CrmError"}}
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/CrmError"}
+                            }
                         },
                     },
                 )
