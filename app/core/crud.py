@@ -19,7 +19,7 @@ from flask_appbuilder.exceptions import DatabaseException
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from marshmallow import fields, validate
-from sqlalchemy import BigInteger, CheckConstraint, Integer, Table, inspect, select
+from sqlalchemy import BigInteger, CheckConstraint, Integer, Table, false, inspect, select
 from sqlalchemy.exc import DataError, IntegrityError
 
 from app.core.audit import record_rejection
@@ -309,8 +309,9 @@ class FilterCurrentUser(BaseFilter):
     arg_name = "me"
 
     def apply(self, query: Any, value: Any) -> Any:
-        user = getattr(g, "user", None)
-        user_id = getattr(user, "id", None)
+        user_id = getattr(getattr(g, "user", None), "id", None)
+        if user_id is None:
+            return query.filter(false())
         return query.filter(getattr(self.datamodel.obj, self.column_name) == user_id)
 
 
