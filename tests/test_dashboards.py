@@ -705,3 +705,87 @@ def test_each_dashboard_is_only_for_its_audience(client, world):
         for name in DASHBOARDS:
             status = client.get(f"/dashboards/{name}/").status_code
             assert (status == 200) == (name in allowed), (who, name, status)
+
+
+# ---------------------------------------------------------------- reports
+
+
+def test_each_chart_is_a_report_taking_the_dashboards_filters(app, world):
+    from flask_appbuilder.security.sqla.models import User
+    from flask_login import login_user
+
+    from app.core.errors import FieldError
+    from app.dashboards.catalogue import DASHBOARDS as BOARDS
+    from app.reports.registry import get_report
+
+    for board in BOARDS:
+        for spec in board.charts:
+            report = get_report(spec.key)
+            assert report is not None and report.resource == board.resource, spec.key
+    first, last = world.period
+    with app.test_request_context("/"):
+        login_user(db.session.get(User, world.uid("manager")))  # Mumbai's manager
+        ageing = get_report("invoice-ageing").build({})
+        assert [tuple(row) for row in ageing.rows] == [
+            ("not due", 1, Decimal("100.00")),
+            ("0-30 days", 2, Decimal("450.00")),
+            ("31-60 days", 1, Decimal("400.00")),
+            ("61-90 days", 0, Decimal("0.00")),
+            ("90+ days", 1, Decimal("500.00")),
+        ]
+        funnel = get_report("lead-funnel").build(
+            {"date_from": first.isoformat(), "date_to": last.isoformat(), "agent": str(world.uid("agent"))}
+        )
+        assert list(funnel.columns) == ["Status", "Leads"]
+        assert dict(funnel.rows) == {"New": 4, "Contacted": 2, "Qualified": 2, "Converted": 1, "Lost": 1}
+        assert funnel.filters == {
+            "From": first.isoformat(),
+            "To": last.isoformat(),
+            "Agent": f"Agent {world.username('agent').capitalize()}",
+        }
+        with pytest.raises(FieldError, match="is not a date"):
+            get_report("repayment-compliance").build({"date_to": "2026-02-30"})
+        with pytest.raises(FieldError, match="among the ones you can choose"):
+            get_report("lead-funnel").build({"branch": str(world.syd)})
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def test_dashboards_on_postgresql_agree_with_their_lists(pg_app, pg_client):
+    world = build_world()
+    sign_in(pg_client, world, "admin")
+    checked = 0
+    for name in DASHBOARDS:
+        charts = open_dashboard(pg_client, name)
+        checked += assert_lists_agree(pg_client, charts, tuple(charts))
+    assert checked >= 30
+
+
+def test_months_are_utc_months_whatever_the_database_session_time_zone(pg_app, pg_client):
+    """An application made at 23:30 UTC on 31 October is October's, also for a PostgreSQL
+    session in Kolkata (where it is already 1 November)."""
+    from tests.lending_support import make_application as application
+
+    world = build_world()
+    bdm = world.users["bdm"]
+    application(bdm, created_at=datetime(2025, 10, 31, 23, 30, tzinfo=UTC))
+    db.session.commit()
+
+    def kolkata(dbapi_connection, connection_record, connection_proxy):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'Asia/Kolkata'")
+
+    db.engine.dispose()
+    event.listen(db.engine, "checkout", kolkata)
+    try:
+        sign_in(pg_client, world, "admin")
+        charts = open_dashboard(
+            pg_client, "lending", date_from="2025-10-01", date_to="2025-11-30"
+        )
+    finally:
+        event.remove(db.engine, "checkout", kolkata)
+        db.engine.dispose()
+    months = counts(charts["applications-by-month"])
+    assert months == {"2025-10": 1, "2025-11": 0}
+    assert record_count(pg_client, charts["applications-by-month"]["2025-10"][2]) == 1

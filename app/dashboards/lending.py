@@ -127,7 +127,12 @@ def by_month(filters: DashboardFilters) -> Chart:
         ).all()
     }
     bars, rows = [], []
-    months = _months(min(found), max(found)) if found else []
+    span = list(found)
+    if filters.date_from:
+        span.append(filters.date_from.strftime("%Y-%m"))
+    if filters.date_to:
+        span.append(filters.date_to.strftime("%Y-%m"))
+    months = _months(min(span), max(span)) if span else []
     for m in months:
         count, amount = found.get(m, (0, None))
         first, following = _month_bounds(m)
