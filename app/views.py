@@ -190,7 +190,7 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view(ContractView, "Contracts", icon="fa-handshake-o", category="Billing")
     for api in (BillingProductApi, QuotationApi, InvoiceApi, ContractApi):
         builder.add_api(api)
-    from app.dashboards.drilldown import DRILL_DOWN_VIEWS
+    from app.dashboards.drilldown import register_drill_down_views
     from app.dashboards.views import DASHBOARD_VIEWS, PlotlyScriptView
 
     for number, view in enumerate(DASHBOARD_VIEWS):
@@ -201,8 +201,7 @@ def register_views(builder: AppBuilder) -> None:
             category="Dashboards",
             category_icon="fa-dashboard" if number == 0 else "",
         )
-    for view in DRILL_DOWN_VIEWS:
-        builder.add_view_no_menu(view)
+    register_drill_down_views(builder)
     builder.add_view_no_menu(PlotlyScriptView)
     for api in (
         LeadApi,

@@ -178,7 +178,6 @@ class ComputedColumnsInterface(SQLAInterface):
 class _DrillDownList(NoButtonsForMissingRoutes, ModelView):
     """A read-only list; ``class_permission_name`` is the desk's resource."""
 
-    base_permissions = ["can_read"]
     method_permission_name = {"list": "read"}
     exclude_route_methods = LIST_ONLY
     page_size = 25
@@ -332,3 +331,18 @@ DRILL_DOWN_VIEWS = (
     ClientDocumentListView,
     DueInstalmentListView,
 )
+
+
+def register_drill_down_views(builder) -> None:
+    """Add the lists (no menu entries), after the desks' views: each declares its desk's
+    permissions, since FAB keeps one set of permissions per resource and would otherwise try to
+    drop the desk's others (only ``read``, for ``list``, is ever checked here)."""
+    for view in DRILL_DOWN_VIEWS:
+        desk = next(
+            v
+            for v in builder.baseviews
+            if v.class_permission_name == view.class_permission_name
+            and "can_read" in v.base_permissions
+        )
+        view.base_permissions = list(desk.base_permissions)
+        builder.add_view_no_menu(view)
