@@ -734,10 +734,20 @@ def test_each_chart_is_a_report_taking_the_dashboards_filters(app, world):
             ("90+ days", 1, Decimal("500.00")),
         ]
         funnel = get_report("lead-funnel").build(
-            {"date_from": first.isoformat(), "date_to": last.isoformat(), "agent": str(world.uid("agent"))}
+            {
+                "date_from": first.isoformat(),
+                "date_to": last.isoformat(),
+                "agent": str(world.uid("agent")),
+            }
         )
         assert list(funnel.columns) == ["Status", "Leads"]
-        assert dict(funnel.rows) == {"New": 4, "Contacted": 2, "Qualified": 2, "Converted": 1, "Lost": 1}
+        assert dict(funnel.rows) == {
+            "New": 4,
+            "Contacted": 2,
+            "Qualified": 2,
+            "Converted": 1,
+            "Lost": 1,
+        }
         assert funnel.filters == {
             "From": first.isoformat(),
             "To": last.isoformat(),
@@ -780,9 +790,7 @@ def test_months_are_utc_months_whatever_the_database_session_time_zone(pg_app, p
     event.listen(db.engine, "checkout", kolkata)
     try:
         sign_in(pg_client, world, "admin")
-        charts = open_dashboard(
-            pg_client, "lending", date_from="2025-10-01", date_to="2025-11-30"
-        )
+        charts = open_dashboard(pg_client, "lending", date_from="2025-10-01", date_to="2025-11-30")
     finally:
         event.remove(db.engine, "checkout", kolkata)
         db.engine.dispose()
