@@ -49,12 +49,14 @@ class World:
     users: dict[str, StaffProfile]
     broker_id: int
     period: tuple[date, date]
+    usernames: dict[str, str]
+    user_ids: dict[str, int]
 
     def username(self, key: str) -> str:
-        return self.users[key].user.username
+        return self.usernames[key]
 
     def uid(self, key: str) -> int:
-        return self.users[key].user_id
+        return self.user_ids[key]
 
 
 _numbers = iter(range(1, 10**9))
@@ -169,7 +171,10 @@ def add_instalments(application_id: int, plan: list[tuple[int, str, int | None]]
         )
 
 
-def build_world() -> World:
+def build_world(currencies: tuple[str, str, str] = ("INR", "USD", "EUR")) -> World:
+    """Two branches' staff and records of every desk. ``currencies`` (base, two foreign) are
+    created here: a database shared with other tests passes codes nobody else uses."""
+    inr, usd, eur = currencies
     mum, syd = make_branch("DMUM"), make_branch("DSYD", tz="Australia/Sydney")
     users = {
         "admin": make_staff("Admin", mum),
@@ -254,15 +259,15 @@ def build_world() -> World:
     add_invoice(c4, TODAY - timedelta(days=40), "700.00", status="overdue")  # Sydney 31-60
 
     # Forex: executed exchanges by pair in and out of the period, and an unexecuted quote.
-    for code in ("INR", "USD", "EUR"):
+    for code in currencies:
         db.session.add(Currency(code=code, name=code))
     db.session.flush()
-    add_exchange(c1, "USD", "INR", "100.00", inside)
-    add_exchange(c1, "USD", "INR", "250.00", at(first, 0))
-    add_exchange(c2, "EUR", "INR", "80.00", inside)
-    add_exchange(c2, "USD", "INR", "999.00", before)
-    add_exchange(c2, "USD", "EUR", "50.00", None)
-    add_exchange(c4, "USD", "INR", "70.00", inside)
+    add_exchange(c1, usd, inr, "100.00", inside)
+    add_exchange(c1, usd, inr, "250.00", at(first, 0))
+    add_exchange(c2, eur, inr, "80.00", inside)
+    add_exchange(c2, usd, inr, "999.00", before)
+    add_exchange(c2, usd, eur, "50.00", None)
+    add_exchange(c4, usd, inr, "70.00", inside)
 
     # Lending (Sydney): applications by stage and BDM, a settled loan with instalments.
     bdm, bdm2 = users["bdm"], users["bdm2"]
@@ -289,7 +294,15 @@ def build_world() -> World:
     )
     add_instalments(other.id, [(30, "paid", 5), (0, "scheduled", None)])
     db.session.commit()
-    return World(mum.id, syd.id, users, broker.id, (first, last))
+    return World(
+        mum.id,
+        syd.id,
+        users,
+        broker.id,
+        (first, last),
+        {key: profile.user.username for key, profile in users.items()},
+        {key: profile.user_id for key, profile in users.items()},
+    )
 
 
 @pytest.fixture
@@ -493,7 +506,7 @@ def test_forex_dashboard_counts_exchanges_by_pair(client, world):
     assert assert_lists_agree(client, charts, tuple(charts)) == 2
     page = client.get("/dashboards/forex/").get_data(as_text=True)
     assert counts(charts_of(page)["fx-volume-by-pair"]) == {"USD/INR": 3, "EUR/INR": 1}
-    assert "<td>1349.00</td>" in page  # 100 + 250 + 999 USD sold for rupees, whenever
+    assert "<td>1,349.00</td>" in page  # 100 + 250 + 999 USD sold for rupees, whenever
 
 
 # ---------------------------------------------------------------- row scoping

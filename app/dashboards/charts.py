@@ -60,6 +60,8 @@ class Chart:
     orientation: str = "v"
     summary: str = ""
     """A sentence above the chart (e.g. the on-time share)."""
+    value_range: tuple[float, float] | None = None
+    """Fixed range of the value axis (0-100 for percentages); else from zero to the largest."""
     extra: dict = field(default_factory=dict)
 
     @property
@@ -89,6 +91,9 @@ def figure_html(chart: Chart) -> str:
     )
     fig = go.Figure(trace)
     value_axis = {"title": {"text": chart.value_title}, "rangemode": "tozero"}
+    if chart.value_range is not None:
+        value_axis["range"] = list(chart.value_range)
+    category_axis = {"type": "category", "automargin": True}
     fig.update_layout(
         height=320,
         margin={"l": 60, "r": 20, "t": 20, "b": 60},
@@ -96,8 +101,8 @@ def figure_html(chart: Chart) -> str:
         font={"family": "Helvetica, Arial, sans-serif"},
         paper_bgcolor="white",
         plot_bgcolor="white",
-        xaxis=value_axis if horizontal else {"type": "category"},
-        yaxis={"type": "category", "autorange": "reversed"} if horizontal else value_axis,
+        xaxis=value_axis if horizontal else category_axis,
+        yaxis={**category_axis, "autorange": "reversed"} if horizontal else value_axis,
         hoverlabel={"align": "left"},
     )
     return pio.to_html(

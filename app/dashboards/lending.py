@@ -246,7 +246,7 @@ def repayment_compliance(filters: DashboardFilters) -> Chart:
         if due
         else "No instalment fell due in the period."
     )
-    period = f"{first or 'the first'} to {last}"
+    period = f"from {first} to {last}" if first else f"up to {last}"
     return Chart(
         key="repayment-compliance",
         title="Repayment compliance",
@@ -254,7 +254,7 @@ def repayment_compliance(filters: DashboardFilters) -> Chart:
         bars=bars,
         columns=("Instalments due", "Count", "Share (%)", "Amount due"),
         rows=rows,
-        note=f"Instalments due from {period} (UTC), paid in full by their due date or not.",
+        note=f"Instalments due {period} (UTC), paid in full by their due date or not.",
         summary=summary,
         extra={"due": due, "on_time": on_time, "late": late},
     )

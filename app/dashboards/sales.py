@@ -109,6 +109,7 @@ def conversion_by_source(filters: DashboardFilters) -> Chart:
         columns=("Source", "Leads", "Converted", "Conversion rate (%)"),
         rows=rows,
         note="Share of the period's leads now converted; a bar opens its converted leads.",
+        value_range=(0, 100),
     )
 
 
@@ -142,6 +143,7 @@ def conversion_by_agent(filters: DashboardFilters) -> Chart:
         columns=("Agent", "Leads", "Converted", "Conversion rate (%)"),
         rows=rows,
         note="Share of each agent's leads of the period now converted.",
+        value_range=(0, 100),
         orientation="h",
     )
 
