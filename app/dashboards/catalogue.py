@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import app.dashboards.indexes  # noqa: F401  (the indexes the filters use)
 from app.dashboards.base import Dashboard
 from app.dashboards.billing import BILLING
 from app.dashboards.brokerage import BROKERAGE
