@@ -810,3 +810,25 @@ def test_months_are_utc_months_whatever_the_database_session_time_zone(pg_app, p
     months = counts(charts["applications-by-month"])
     assert months == {"2025-10": 1, "2025-11": 0}
     assert record_count(pg_client, charts["applications-by-month"]["2025-10"][2]) == 1
+
+
+def test_drill_down_lists_keep_the_desks_row_scoping(client, world):
+    """The lists behind the charts are the desks' own rows: an agent sees their clients'
+    invoices, exchanges, cases and documents only, a manager their branch's."""
+    expected = {
+        # agent2's one client (c3): two invoices, no exchange, one case, one document.
+        "agent2": {"invoices": 2, "exchanges": 0, "kyccases": 1, "documents": 1},
+        # Mumbai: 7 invoices, 5 exchanges, 4 cases, 7 documents (c1's two passports counted).
+        "manager": {"invoices": 7, "exchanges": 5, "kyccases": 4, "documents": 7},
+        "manager_syd": {"invoices": 1, "exchanges": 1, "kyccases": 1, "documents": 1},
+    }
+    for who, lists in expected.items():
+        sign_in(client, world, who)
+        for name, count in lists.items():
+            assert record_count(client, f"/dashboards/{name}/list/") == count, (who, name)
+    sign_in(client, world, "bdm")
+    assert record_count(client, "/dashboards/instalments/list/") == 5
+    sign_in(client, world, "bdm2")
+    assert record_count(client, "/dashboards/instalments/list/") == 2
+    sign_in(client, world, "agent")
+    assert client.get("/dashboards/instalments/list/").status_code in (302, 403)
