@@ -1,21 +1,29 @@
 """Dashboards in a real browser with the internet shut out: a branch manager opens each
 dashboard, every chart is drawn from data (Plotly served by the app itself), each chart's
-picture is not blank, and a click on a bar lands on the list it counts."""
+picture is not blank, and a click on a bar lands on the list it counts.
+
+The records every desk needs would disturb the other browser tests' shared database (they count
+their own rows), so this module serves its own app and database on another local port.
+"""
 
 from __future__ import annotations
 
 import io
+import logging
 import re
+import threading
+from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import pytest
 from PIL import Image
 from playwright.sync_api import Page, Route, expect
+from werkzeug.serving import make_server
 
 from app.dashboards.catalogue import DASHBOARDS
 from app.extensions import db
-from tests.browser.test_screens import sign_in
-from tests.test_dashboards import build_world
+from tests.support import PASSWORD, build_app, prepare_schema
+from tests.test_dashboards import World, build_world
 
 pytestmark = pytest.mark.browser
 
@@ -30,11 +38,27 @@ TRACES = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(e
 
 
 @pytest.fixture(scope="module")
-def dashboard_world(browser_world):
-    with browser_world.app.app_context():
-        world = build_world(currencies=("SGD", "GBP", "JPY"))
+def dashboards_site(tmp_path_factory) -> Iterator[tuple[str, World]]:
+    """Its own app (CSRF on), database and server; yields the base URL and who is in it."""
+    path = tmp_path_factory.mktemp("dashboards-db") / "dashboards.db"
+    app = build_app(f"sqlite:///{path}", WTF_CSRF_ENABLED=True)
+    prepare_schema(app)
+    with app.app_context():
+        world = build_world()
         db.session.remove()
-    return world
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="dashboards-site", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", world
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
 
 
 @pytest.fixture
@@ -53,6 +77,14 @@ def offline(page: Page):
     return attempted
 
 
+def sign_in(page: Page, site: str, username: str) -> None:
+    page.goto(f"{site}/login/")
+    page.get_by_label("Username:").fill(username)
+    page.get_by_label("Password:").fill(PASSWORD)
+    page.get_by_role("button", name="Sign In").click()
+    expect(page.locator("#loginbox")).to_have_count(0)
+
+
 def _not_blank(png: bytes) -> bool:
     """More than a couple of colours in the picture (a blank or failed chart is one or two)."""
     picture = Image.open(io.BytesIO(png)).convert("RGB")
@@ -61,11 +93,12 @@ def _not_blank(png: bytes) -> bool:
 
 
 def test_manager_sees_every_dashboard_drawn_offline(
-    page: Page, dashboard_world, offline, tmp_path
+    page: Page, dashboards_site, offline, tmp_path
 ) -> None:
-    sign_in(page, dashboard_world.username("manager_syd"))
+    site, world = dashboards_site
+    sign_in(page, site, world.username("manager_syd"))
     for dashboard in DASHBOARDS:
-        page.goto(f"/dashboards/{dashboard.key}/")
+        page.goto(f"{site}/dashboards/{dashboard.key}/")
         expect(page.locator(".js-plotly-plot")).to_have_count(len(dashboard.charts))
         expect(page.locator(".js-plotly-plot .main-svg").first).to_be_visible()
         plots = page.evaluate(TRACES)
@@ -82,11 +115,12 @@ def test_manager_sees_every_dashboard_drawn_offline(
 
 
 def test_clicking_a_bar_opens_the_list_with_that_count(
-    page: Page, dashboard_world, offline
+    page: Page, dashboards_site, offline
 ) -> None:
-    sign_in(page, dashboard_world.username("manager_syd"))
+    site, world = dashboards_site
+    sign_in(page, site, world.username("manager_syd"))
     for dashboard, key in (("sales", "lead-funnel"), ("billing", "invoice-ageing")):
-        page.goto(f"/dashboards/{dashboard}/")
+        page.goto(f"{site}/dashboards/{dashboard}/")
         plot = page.locator(f"#chart-{key}")
         expect(plot.locator(".main-svg").first).to_be_visible()
         customdata = page.evaluate(
