@@ -85,7 +85,7 @@ def invoice_ageing(filters: DashboardFilters) -> Chart:
 BILLING = Dashboard(
     key="billing",
     title="Billing dashboard",
-    menu="Billing dashboard",
+    menu="Receivables",
     resource="BillingDashboard",
     filters=("branch", "agent"),
     charts=(ChartSpec("invoice-ageing", "Invoices outstanding by age", invoice_ageing),),

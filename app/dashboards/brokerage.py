@@ -78,7 +78,7 @@ def portfolio_by_segment(filters: DashboardFilters) -> Chart:
 BROKERAGE = Dashboard(
     key="brokerage",
     title="Brokerage dashboard",
-    menu="Brokerage dashboard",
+    menu="Portfolio value",
     resource="BrokerageDashboard",
     filters=("branch", "agent"),
     charts=(

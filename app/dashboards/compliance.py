@@ -180,7 +180,7 @@ def cases_waiting(filters: DashboardFilters) -> Chart:
 COMPLIANCE = Dashboard(
     key="compliance",
     title="Compliance dashboard",
-    menu="Compliance dashboard",
+    menu="KYC overview",
     resource="ComplianceDashboard",
     filters=("branch", "agent"),
     charts=(

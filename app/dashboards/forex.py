@@ -84,7 +84,7 @@ def volume_by_pair(filters: DashboardFilters) -> Chart:
 FOREX = Dashboard(
     key="forex",
     title="Forex dashboard",
-    menu="Forex dashboard",
+    menu="FX volume",
     resource="ForexDashboard",
     filters=("date_from", "date_to", "branch", "agent"),
     charts=(ChartSpec("fx-volume-by-pair", "FX volume by currency pair", volume_by_pair),),

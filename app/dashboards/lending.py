@@ -303,7 +303,7 @@ def arrears(filters: DashboardFilters) -> Chart:
 LENDING = Dashboard(
     key="lending",
     title="Lending dashboard",
-    menu="Lending dashboard",
+    menu="Loan book",
     resource="LendingDashboard",
     filters=("date_from", "date_to", "branch", "bdm", "broker"),
     charts=(

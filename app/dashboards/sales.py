@@ -151,7 +151,7 @@ def conversion_by_agent(filters: DashboardFilters) -> Chart:
 SALES = Dashboard(
     key="sales",
     title="Sales dashboard",
-    menu="Sales dashboard",
+    menu="Pipeline",
     resource="SalesDashboard",
     filters=("date_from", "date_to", "branch", "agent"),
     charts=(

@@ -88,12 +88,12 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "FxReserve": ("Reserves",),
     "Loyalty": ("Vouchers", "Loyalty"),
     # Dashboards: one resource per audience
-    "SalesDashboard": ("Sales dashboard",),
-    "ComplianceDashboard": ("Compliance dashboard",),
-    "LendingDashboard": ("Lending dashboard",),
-    "BrokerageDashboard": ("Brokerage dashboard",),
-    "BillingDashboard": ("Billing dashboard",),
-    "ForexDashboard": ("Forex dashboard",),
+    "SalesDashboard": ("Pipeline",),
+    "ComplianceDashboard": ("KYC overview",),
+    "LendingDashboard": ("Loan book",),
+    "BrokerageDashboard": ("Portfolio value",),
+    "BillingDashboard": ("Receivables",),
+    "ForexDashboard": ("FX volume",),
 }
 # Actions a resource has beyond read/write/delete (each its own permission).
 EXTRA_ACTIONS: dict[str, frozenset[str]] = {
@@ -133,12 +133,12 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
         "Loyalty",
     ),
     "Dashboards": (
-        "Sales dashboard",
-        "Compliance dashboard",
-        "Lending dashboard",
-        "Brokerage dashboard",
-        "Billing dashboard",
-        "Forex dashboard",
+        "Pipeline",
+        "KYC overview",
+        "Loan book",
+        "Portfolio value",
+        "Receivables",
+        "FX volume",
     ),
 }
 # Every signed-in member of staff has these, whatever their role.

@@ -124,12 +124,12 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Loyalty",
         ]
         assert menu["Dashboards"] == [
-            "Sales dashboard",
-            "Compliance dashboard",
-            "Lending dashboard",
-            "Brokerage dashboard",
-            "Billing dashboard",
-            "Forex dashboard",
+            "Pipeline",
+            "KYC overview",
+            "Loan book",
+            "Portfolio value",
+            "Receivables",
+            "FX volume",
         ]
         assert "Security" in menu
     elif role == "Agent":
@@ -150,7 +150,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
                 "Vouchers",
                 "Loyalty",
             ],
-            "Dashboards": ["Sales dashboard", "Brokerage dashboard", "Forex dashboard"],
+            "Dashboards": ["Pipeline", "Portfolio value", "FX volume"],
         }
         assert "Audit log" not in shown and "KYC queue" not in shown
         assert "Security" not in menu and "Staff" not in shown
@@ -159,7 +159,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Tasks": ["My tasks", "Overdue", "All tasks", "Calendar"],
             "Communication": ["Notifications", "My preferences"],
             "Lending": ["Loan applications", "New application", "Loan products", "Brokers"],
-            "Dashboards": ["Lending dashboard"],
+            "Dashboards": ["Loan book"],
         }
 
 
