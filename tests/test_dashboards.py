@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, select
 
 from app.billing.models import Invoice
 from app.brokerage.models import Instrument, Position
@@ -98,11 +98,14 @@ def add_client(agent: StaffProfile, **fields) -> Client:
     return client
 
 
-def add_document(client: Client, uploader: StaffProfile, expires_on, doc_type="passport", v=1):
+def add_document(
+    client: Client | None, uploader: StaffProfile, expires_on, doc_type="passport", v=1, **owner
+):
     db.session.add(
         Document(
             doc_type=doc_type,
-            client_id=client.id,
+            client_id=client.id if client else None,
+            **owner,
             original_name=f"{doc_type}.pdf",
             storage_backend="local",
             storage_key=f"test/{uuid.uuid4().hex}",
@@ -218,6 +221,8 @@ def build_world(currencies: tuple[str, str, str] = ("INR", "USD", "EUR")) -> Wor
     add_document(c3, uploader, TODAY + timedelta(days=20))
     add_document(c4, uploader, TODAY + timedelta(days=15))
     add_document(c5, uploader, TODAY + timedelta(days=75))
+    lead_id = db.session.scalar(select(Lead.id).where(Lead.assigned_agent_id == agent.user_id))
+    add_document(None, uploader, TODAY + timedelta(days=8), lead_id=lead_id)  # not a client's
     for client, reviewer in ((c1, "compliance"), (c2, "compliance"), (c3, None), (c4, None)):
         db.session.add(
             KycCase(
@@ -416,6 +421,11 @@ def test_compliance_dashboard_numbers_are_the_lists_counts(client, world):
     waiting = counts(charts["kyc-cases-waiting"])
     assert waiting == {"(unassigned)": 1, next(k for k in waiting if k != "(unassigned)"): 2}
     assert assert_lists_agree(client, charts, tuple(charts)) == 9
+
+    # Unfiltered: both branches; a lead's document expiring in 8 days is not a client's.
+    everyone = open_dashboard(client, "compliance")
+    assert counts(everyone["documents-expiring"])["Next 30 days"] == 3
+    assert assert_lists_agree(client, everyone, ("documents-expiring",)) == 4
 
     agent_only = open_dashboard(client, "compliance", agent=world.uid("agent2"))
     assert counts(agent_only["kyc-status"])["Expired"] == 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from flask import url_for
 from flask_appbuilder import ModelView
+from flask_appbuilder.models.sqla.filters import FilterGreater
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from markupsafe import Markup
 from sqlalchemy import and_, case, exists, select
@@ -73,7 +74,7 @@ class ClientExchange(FxExchange):
 
     @property
     def exchange_link(self) -> Markup:
-        return _link("FxExchangeView", self.id, f"#{self.id}")
+        return _link("FxExchangeView", self.id, self.reference)
 
 
 class ClientKycCase(KycCase):
@@ -279,6 +280,8 @@ class ClientDocumentListView(_DrillDownList):
     list_title = "Client documents (from the compliance dashboard)"
     list_columns = ["document_link", "client", "branch_name", "expires_on", "uploaded_at"]
     search_columns = ["current", "expires_on", "doc_type", "client", "branch_id", "agent_id"]
+    base_filters = [["client_id", FilterGreater, 0]]
+    """Clients' documents only (a lead's or an application's are not the client file)."""
     order_columns = ["expires_on", "uploaded_at"]
     base_order = ("expires_on", "asc")
     label_columns = {
