@@ -190,6 +190,19 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view(ContractView, "Contracts", icon="fa-handshake-o", category="Billing")
     for api in (BillingProductApi, QuotationApi, InvoiceApi, ContractApi):
         builder.add_api(api)
+    from app.dashboards.drilldown import register_drill_down_views
+    from app.dashboards.views import DASHBOARD_VIEWS, PlotlyScriptView
+
+    for number, view in enumerate(DASHBOARD_VIEWS):
+        builder.add_view(
+            view,
+            view.dashboard.menu,
+            icon="fa-bar-chart",
+            category="Dashboards",
+            category_icon="fa-dashboard" if number == 0 else "",
+        )
+    register_drill_down_views(builder)
+    builder.add_view_no_menu(PlotlyScriptView)
     for api in (
         LeadApi,
         LeadImportApi,

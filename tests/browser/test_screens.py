@@ -123,6 +123,14 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Vouchers",
             "Loyalty",
         ]
+        assert menu["Dashboards"] == [
+            "Pipeline",
+            "KYC overview",
+            "Loan book",
+            "Portfolio value",
+            "Receivables",
+            "FX volume",
+        ]
         assert "Security" in menu
     elif role == "Agent":
         assert menu == {
@@ -142,6 +150,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
                 "Vouchers",
                 "Loyalty",
             ],
+            "Dashboards": ["Pipeline", "Portfolio value", "FX volume"],
         }
         assert "Audit log" not in shown and "KYC queue" not in shown
         assert "Security" not in menu and "Staff" not in shown
@@ -150,6 +159,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Tasks": ["My tasks", "Overdue", "All tasks", "Calendar"],
             "Communication": ["Notifications", "My preferences"],
             "Lending": ["Loan applications", "New application", "Loan products", "Brokers"],
+            "Dashboards": ["Loan book"],
         }
 
 
