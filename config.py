@@ -60,14 +60,22 @@ class Config:
     FAB_UPDATE_PERMS = False  # `flask crm init` syncs permissions, once.
     FAB_ADD_SECURITY_API = True
     FAB_API_SWAGGER_UI = True
+    # The OpenAPI and Swagger views are FinCRM's own (app/core/openapi.py), registered in app/views.py.
+    FAB_ADD_OPENAPI_VIEWS = False
     FAB_API_MAX_PAGE_SIZE = 100
+    # API keys for other systems (`flask crm api-key create --user NAME`, or /api/v1/apikey/);
+    # sent as `Authorization: Bearer fincrm_...`, each acting as its user.
+    FAB_API_KEY_ENABLED = _env_bool("CRM_API_KEYS_ENABLED", True)
+    FAB_API_KEY_PREFIXES = ["fincrm_"]
     FAB_SAFE_REDIRECT_HOSTS = _env_list("CRM_SAFE_REDIRECT_HOSTS", "localhost,127.0.0.1")
     AUTH_TYPE = 1  # AUTH_DB
     AUTH_ROLE_ADMIN = "Admin"
     AUTH_ROLE_PUBLIC = "Public"
     AUTH_USER_REGISTRATION = False
     FAB_PASSWORD_COMPLEXITY_ENABLED = True
-    FAB_PASSWORD_COMPLEXITY_VALIDATOR = "app.security.passwords.validate_password_complexity"
+    # FAB's own rule (2 capitals, 2 digits, 3 lower-case, a symbol, 10+ characters): FAB calls
+    # this setting directly, so it must be a function or None, never a dotted name.
+    FAB_PASSWORD_COMPLEXITY_VALIDATOR = None
 
     # Login throttling (FAB's form login and, through app.security, the API login).
     RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)

@@ -200,6 +200,19 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view(ContractView, "Contracts", icon="fa-handshake-o", category="Billing")
     for api in (BillingProductApi, QuotationApi, InvoiceApi, ContractApi):
         builder.add_api(api)
+    from app.dashboards.drilldown import register_drill_down_views
+    from app.dashboards.views import DASHBOARD_VIEWS, PlotlyScriptView
+
+    for number, view in enumerate(DASHBOARD_VIEWS):
+        builder.add_view(
+            view,
+            view.dashboard.menu,
+            icon="fa-bar-chart",
+            category="Dashboards",
+            category_icon="fa-dashboard" if number == 0 else "",
+        )
+    register_drill_down_views(builder)
+    builder.add_view_no_menu(PlotlyScriptView)
     for api in (
         LeadApi,
         LeadImportApi,
@@ -229,6 +242,7 @@ def register_views(builder: AppBuilder) -> None:
         LoyaltyApi,
     ):
         builder.add_api(api)
+    _register_record_apis(builder)
     # The private ICS feed: no sign-in (the secret link is the credential), so not a FAB view.
     current_app.register_blueprint(feed_blueprint)
     from app.leads.capture import public_leads
@@ -238,3 +252,75 @@ def register_views(builder: AppBuilder) -> None:
         lambda: current_app.config.get("CRM_ENQUIRY_RATE_LIMIT", "5 per minute"), methods=["POST"]
     )(public_leads)
     current_app.register_blueprint(public_leads)
+
+
+def _register_record_apis(builder: AppBuilder) -> None:
+    """The API of every other entity: records written by the desks' workflows (read-only),
+    the ledger, communication, and the keys other systems call with."""
+    from app.billing.api import InvoiceLineApi, PaymentApi, QuotationLineApi
+    from app.brokerage.api import InstrumentPriceApi, PositionApi
+    from app.clients.api import RiskAssessmentApi
+    from app.comms.api import (
+        MessageLogApi,
+        NotificationApi,
+        NotificationPreferenceApi,
+        OutboxApi,
+    )
+    from app.core.openapi import CrmOpenApi, CrmSwaggerView
+    from app.exports.api import ExportJobApi
+    from app.forex.api import WalletPostingApi
+    from app.kyc.api import KycCaseDocumentApi, KycCaseEventApi
+    from app.ledger.api import AccountApi, JournalEntryApi, JournalLineApi
+    from app.lending.api import (
+        LoanArrearsChangeApi,
+        LoanFeeApi,
+        LoanInstalmentApi,
+        LoanNoteApi,
+        LoanPartyApi,
+        LoanProductFeeApi,
+        LoanRepaymentAllocationApi,
+        LoanRepaymentApi,
+        LoanStageEventApi,
+    )
+    from app.loyalty.api import LoyaltyAccountApi, VoucherRedemptionApi
+    from app.offers.api import OfferDeliveryApi
+    from app.reports.api import ReportScheduleApi
+    from app.security.api_keys import ApiKeyAdminApi
+
+    for api in (
+        AccountApi,
+        JournalEntryApi,
+        JournalLineApi,
+        QuotationLineApi,
+        InvoiceLineApi,
+        PaymentApi,
+        LoanProductFeeApi,
+        LoanPartyApi,
+        LoanStageEventApi,
+        LoanNoteApi,
+        LoanFeeApi,
+        LoanInstalmentApi,
+        LoanRepaymentApi,
+        LoanRepaymentAllocationApi,
+        LoanArrearsChangeApi,
+        OfferDeliveryApi,
+        NotificationApi,
+        OutboxApi,
+        MessageLogApi,
+        NotificationPreferenceApi,
+        PositionApi,
+        InstrumentPriceApi,
+        WalletPostingApi,
+        LoyaltyAccountApi,
+        VoucherRedemptionApi,
+        RiskAssessmentApi,
+        KycCaseEventApi,
+        KycCaseDocumentApi,
+        ApiKeyAdminApi,
+        ExportJobApi,
+        ReportScheduleApi,
+    ):
+        builder.add_api(api)
+    if current_app.config.get("FAB_API_SWAGGER_UI"):
+        builder.add_api(CrmOpenApi)
+        builder.add_view_no_menu(CrmSwaggerView)

@@ -529,3 +529,18 @@ def test_with_the_queue_unreachable_the_exports_page_says_so(app, client, world,
     assert job.status == "failed" and "queue could not be reached" in job.error
     page = client.get(f"/exports/{job_id}").get_data(as_text=True)
     assert "The export failed" in page and "queue could not be reached" in page
+
+
+def test_the_api_lists_ones_own_background_exports_only(app, client, world, monkeypatch):
+    from tests.support import api_token
+
+    job_id = _large_export(client, world, app, monkeypatch)
+    client = app.test_client()  # bearer tokens only, no signed-in session
+    mine = {"Authorization": f"Bearer {api_token(client, world['agent'])}"}
+    listed = client.get("/api/v1/exportjob/", headers=mine).json["result"]
+    assert [(row["id"], row["status"], row["total_rows"]) for row in listed] == [
+        (job_id, "done", 4)
+    ]
+    admin = {"Authorization": f"Bearer {api_token(client, world['admin'])}"}
+    assert client.get("/api/v1/exportjob/", headers=admin).json["result"] == []
+    assert client.get(f"/api/v1/exportjob/{job_id}", headers=admin).status_code == 404

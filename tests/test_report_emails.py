@@ -260,3 +260,36 @@ def test_the_admin_schedules_a_report_and_others_may_not(client, admin):
     login(client, manager.user.username)
     assert client.get("/reportscheduleview/list/").status_code == 403
     assert client.post("/reportscheduleview/add", data=GOOD).status_code == 403
+
+
+def test_the_api_refuses_a_bad_schedule_by_field_and_creates_a_good_one(client, admin):
+    from tests.support import api_token
+
+    headers = {"Authorization": f"Bearer {api_token(client, admin['Admin'].user.username)}"}
+    body = {
+        "name": "Weekly KYC",
+        "report_key": "kyc-report",
+        "file_format": "xlsx",
+        "frequency": "weekly",
+        "weekday": 0,
+        "hour": 7,
+        "recipient_roles": "Manager",
+        "recipients": [admin["Admin"].user_id],
+        "filters": "{}",
+        "active": True,
+    }
+    refused = client.post(
+        "/api/v1/reportschedule/", json={**body, "report_key": "salaries"}, headers=headers
+    )
+    assert refused.status_code == 422 and "report_key" in refused.json["message"]
+    refused = client.post(
+        "/api/v1/reportschedule/", json={**body, "recipient_roles": "Wizard"}, headers=headers
+    )
+    assert refused.status_code == 422 and "recipient_roles" in refused.json["message"]
+    assert db.session.scalar(select(func.count(ReportSchedule.id))) == 0
+    created = client.post("/api/v1/reportschedule/", json=body, headers=headers)
+    assert created.status_code == 201, created.json
+    schedule = db.session.get(ReportSchedule, created.json["id"])
+    assert [u.id for u in schedule.recipients] == [admin["Admin"].user_id]
+    manager = {"Authorization": f"Bearer {api_token(client, admin['Manager'].user.username)}"}
+    assert client.get("/api/v1/reportschedule/", headers=manager).status_code == 403

@@ -51,6 +51,7 @@ URL_VALUES = {
     "code": "XXX",
     "fmt": "csv",
     "key": "none",
+    "key_uuid": "0",
 }
 
 

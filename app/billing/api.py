@@ -11,11 +11,19 @@ from flask import request
 from flask_appbuilder.api import expose, protect, safe
 
 from app.billing import services
-from app.billing.models import BillingProduct, Contract, Invoice, Quotation
+from app.billing.models import (
+    BillingProduct,
+    Contract,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    Quotation,
+    QuotationLine,
+)
 from app.billing.pdf import invoice_pdf, pdf_filename, quotation_pdf
 from app.billing.views import INVOICE_PERMISSIONS, pdf_response
 from app.core.audit import record_event, record_rejection
-from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
+from app.core.crud import CrmSQLAInterface, ReadOnlyRestApi, ServiceModelRestApi, readable_columns
 from app.core.errors import DomainError, NotFound
 from app.extensions import db
 from app.security.roles import API_METHOD_ACTIONS, DECIDE, REPAY
@@ -421,3 +429,38 @@ class ContractApi(ServiceModelRestApi):
         "end_date",
         "renewal_date",
     ]
+
+
+class QuotationLineApi(ReadOnlyRestApi):
+    """A quotation's lines: written with the quotation (and on its screen while a draft)."""
+
+    resource_name = "quotationline"
+    datamodel = CrmSQLAInterface(QuotationLine)
+    class_permission_name = "Quotation"
+    base_permissions = ["can_read", "can_write"]
+    list_columns = show_columns = readable_columns(QuotationLine)
+    search_columns = ["quotation_id", "product_id"]
+
+
+class InvoiceLineApi(ReadOnlyRestApi):
+    """An invoice's lines: written with the invoice; never changed once it is issued."""
+
+    resource_name = "invoiceline"
+    datamodel = CrmSQLAInterface(InvoiceLine)
+    class_permission_name = "Invoice"
+    base_permissions = INVOICE_PERMISSIONS
+    list_columns = show_columns = readable_columns(InvoiceLine)
+    search_columns = ["invoice_id", "product_id"]
+
+
+class PaymentApi(ReadOnlyRestApi):
+    """Invoice payments: recorded by ``POST /api/v1/invoice/<id>/payment`` (posted to the
+    ledger), never edited."""
+
+    resource_name = "payment"
+    datamodel = CrmSQLAInterface(Payment)
+    class_permission_name = "Invoice"
+    base_permissions = INVOICE_PERMISSIONS
+    list_columns = show_columns = readable_columns(Payment)
+    search_columns = ["invoice_id", "method", "paid_on"]
+    base_order = ("id", "desc")

@@ -11,10 +11,10 @@ from flask import request
 from flask_appbuilder.api import BaseApi, expose, protect, safe
 
 from app.brokerage import services
-from app.brokerage.models import Instrument, Trade
+from app.brokerage.models import Instrument, InstrumentPrice, Position, Trade
 from app.brokerage.views import INSTRUMENT_PERMISSIONS, TRADE_PERMISSIONS
 from app.core.audit import record_rejection
-from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
+from app.core.crud import CrmSQLAInterface, ReadOnlyRestApi, ServiceModelRestApi, readable_columns
 from app.core.errors import DomainError
 from app.extensions import db
 from app.security.roles import API_METHOD_ACTIONS, DECIDE, READ
@@ -194,3 +194,27 @@ class PortfolioApi(BaseApi):
         except DomainError as exc:
             return self.response(exc.status, **exc.as_json())
         return self.response(200, **report.as_json())
+
+
+class PositionApi(ReadOnlyRestApi):
+    """Holdings kept by settlement (quantity, cost, realised P&L per client and instrument);
+    the portfolio call adds prices and market value."""
+
+    resource_name = "position"
+    datamodel = CrmSQLAInterface(Position)
+    class_permission_name = "Trade"
+    base_permissions = TRADE_PERMISSIONS
+    list_columns = show_columns = readable_columns(Position)
+    search_columns = ["client_id", "instrument_id"]
+
+
+class InstrumentPriceApi(ReadOnlyRestApi):
+    """The price history loaded from the feed."""
+
+    resource_name = "instrumentprice"
+    datamodel = CrmSQLAInterface(InstrumentPrice)
+    class_permission_name = "Instrument"
+    base_permissions = INSTRUMENT_PERMISSIONS
+    list_columns = show_columns = readable_columns(InstrumentPrice)
+    search_columns = ["instrument_id", "as_of", "source"]
+    base_order = ("id", "desc")

@@ -13,11 +13,12 @@ from app.clients.models import (
     Client,
     ClientContact,
     ClientDirector,
+    RiskAssessment,
 )
 from app.clients.risk import assess_risk
 from app.clients.timeline import client_timeline, timeline_query
 from app.core.audit import record_rejection
-from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
+from app.core.crud import CrmSQLAInterface, ReadOnlyRestApi, ServiceModelRestApi, readable_columns
 from app.core.errors import DomainError, FieldError
 from app.extensions import db
 from app.security.roles import API_METHOD_ACTIONS
@@ -242,3 +243,16 @@ class ClientDirectorApi(ServiceModelRestApi):
     add_columns = list_columns[1:]
     edit_columns = list_columns[2:]
     search_columns = ["client_id", "full_name"]
+
+
+class RiskAssessmentApi(ReadOnlyRestApi):
+    """Every risk questionnaire a client answered (the newest sets the profile); written by
+    ``POST /api/v1/client/<id>/risk_profile``."""
+
+    resource_name = "riskassessment"
+    datamodel = CrmSQLAInterface(RiskAssessment)
+    class_permission_name = "Client"
+    base_permissions = ["can_read", "can_write", "can_delete", "can_reveal"]
+    list_columns = show_columns = readable_columns(RiskAssessment)
+    search_columns = ["client_id", "profile"]
+    base_order = ("id", "desc")

@@ -45,9 +45,14 @@ IGNORED_COLUMNS = {
     "ab_user": {"last_login", "login_count", "fail_login_count", "changed_on", "changed_by_fk"},
     # An import's file and per-row report stay on its page; the log keeps its counts and states.
     "lead_import": {"content", "problems", "processed_rows", "updated_at"},
+    # An API key's use is not a change of the key (its creation and revocation are).
+    "ab_api_key": {"last_used_on"},
 }
 # Columns masked even though they are not marked PII on the model (FAB's own tables).
-EXTRA_MASKS = {"ab_user": {"password": "secret"}}
+EXTRA_MASKS = {
+    "ab_user": {"password": "secret"},
+    "ab_api_key": {"key_hash": "secret", "lookup_hash": "secret"},
+}
 
 CONTENT_FIELDS = (
     "seq",

@@ -55,7 +55,7 @@ def seed_demo_command(leads: int) -> None:
     )
     click.echo(f"offers: {created['offers']} (run daily; see Sales > Offers).")
     click.echo(
-        f"scheduled reports: {created['report_schedules']} (the KYC report to managers, "
+        f"scheduled reports: {created['report_schedules']} (repayment compliance to managers, "
         "Mondays; see Reports > Scheduled reports)."
     )
     click.echo(f"billing: {created['invoices']} invoices, one quotation, one contract.")
@@ -185,3 +185,12 @@ def load_rates_command(path: str) -> None:
         db.session.rollback()
         raise click.ClickException(f"{path}: {exc}") from exc
     click.echo(f"{len(added)} rate(s) added from {path}")
+
+
+def _add_api_key_commands() -> None:
+    from app.security.api_keys import api_key_cli
+
+    crm_cli.add_command(api_key_cli)
+
+
+_add_api_key_commands()

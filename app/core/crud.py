@@ -8,22 +8,80 @@ session rolled back so nothing is half-written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, abort
+from flask import Response, abort, g
 from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
+from flask_appbuilder.api.convert import Model2SchemaConverter
+from flask_appbuilder.exceptions import DatabaseException
+from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from sqlalchemy.exc import IntegrityError
+from marshmallow import fields, validate
+from sqlalchemy import BigInteger, CheckConstraint, Integer, Table, false, inspect, select
+from sqlalchemy.exc import DataError, IntegrityError
 
 from app.core.audit import record_rejection
-from app.core.errors import DomainError
+from app.core.errors import ConflictError, DomainError, FieldError
 from app.exports.lists import ExportableListMixin
 from app.security.roles import API_METHOD_ACTIONS, VIEW_METHOD_ACTIONS
 
 
+def _constraint_columns(table: Table, name: str | None) -> list[str]:
+    """The columns of ``table``'s constraint or index called ``name`` (a CHECK's columns are
+    those its SQL names)."""
+    for constraint in [*table.constraints, *table.indexes]:
+        if name and constraint.name == name:
+            if isinstance(constraint, CheckConstraint):
+                sql = str(constraint.sqltext)
+                return [column.name for column in table.columns if column.name in sql]
+            return [column.name for column in constraint.columns]
+    return []
+
+
+def integrity_refusal(exc: IntegrityError, model: type) -> DomainError:
+    """A database constraint's refusal in the user's words, naming the field at fault: a
+    duplicate is a 409, a missing value, unknown reference or broken rule a 422."""
+    table = model.__table__
+    orig = exc.orig
+    diag = getattr(orig, "diag", None)
+    text = str(orig)
+    if diag is not None:  # PostgreSQL: the SQLSTATE and the constraint's name
+        code, name, column = getattr(orig, "pgcode", None), diag.constraint_name, diag.column_name
+        # "Key (code)=(B1) already exists.": the columns, also of an unnamed unique constraint
+        keyed = re.match(r"Key \(([^)]+)\)=", diag.message_detail or "")
+        columns = (
+            [column]
+            if column
+            else [c.strip() for c in keyed.group(1).split(",")]
+            if keyed
+            else _constraint_columns(table, name)
+        )
+        kind = {"23505": "unique", "23502": "not_null", "23503": "foreign_key"}.get(code, "check")
+    else:  # SQLite: "UNIQUE constraint failed: branch.code", "CHECK constraint failed: ck_x"
+        head, _, detail = text.partition(" constraint failed: ")
+        kind = {"UNIQUE": "unique", "NOT NULL": "not_null", "FOREIGN KEY": "foreign_key"}.get(
+            head.strip(), "check"
+        )
+        names = [part.strip() for part in detail.split(",") if part.strip()]
+        columns = [n.split(".", 1)[1] for n in names if "." in n] or _constraint_columns(
+            table, names[0] if names else None
+        )
+    field = columns[0] if columns else None
+    record = table.name.replace("_", " ")
+    if kind == "unique":
+        return ConflictError(f"is already used by another {record}.", field)
+    if kind == "not_null":
+        return FieldError("is required.", field)
+    if kind == "foreign_key":
+        return FieldError("refers to a record that does not exist.", field)
+    return FieldError(f"is not allowed for a {record}.", field)
+
+
 class CrmSQLAInterface(SQLAInterface):
-    """FAB's data interface, rolling back when a business rule stops a flush."""
+    """FAB's data interface, rolling back when a business rule stops a flush; a constraint the
+    database enforces on an edit or delete is refused in words, naming the field."""
 
     def add(self, item: Any, commit: bool = True) -> None:
         try:
@@ -37,6 +95,23 @@ class CrmSQLAInterface(SQLAInterface):
             super().edit(item, commit)
         except DomainError:
             self.session.rollback()
+            raise
+        except DatabaseException as exc:  # FAB has rolled back
+            if isinstance(exc.__cause__, IntegrityError):
+                raise integrity_refusal(exc.__cause__, self.obj) from exc
+            raise
+
+    def delete(self, item: Any, commit: bool = True) -> None:
+        try:
+            super().delete(item, commit)
+        except DomainError:
+            self.session.rollback()
+            raise
+        except DatabaseException as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise ConflictError(
+                    "other records still refer to it, so it cannot be deleted."
+                ) from exc
             raise
 
 
@@ -111,17 +186,47 @@ def _prepare_or_record(view: Any, item: Any) -> None:
         raise
 
 
-class ServiceModelRestApi(ModelRestApi):
-    """A REST API whose writes go through the desk's service and never answer 500 for bad input."""
+INT32 = validate.Range(-(2**31), 2**31 - 1, error="must be a whole number of at most 10 digits.")
 
-    method_permission_name = API_METHOD_ACTIONS
-    prepare: Callable[[Any], Any] = staticmethod(_no_preparation)
 
-    def pre_add(self, item: Any) -> None:
-        type(self).prepare(item)
+class CrmModel2SchemaConverter(Model2SchemaConverter):
+    """FAB's model-to-schema converter with two corrections: a foreign-key id is a whole number
+    (FAB leaves it untyped, so ``[]`` or ``{}`` reached the database), and an integer column
+    refuses numbers the database cannot store instead of failing on insert."""
 
-    def pre_update(self, item: Any) -> None:
-        type(self).prepare(item)
+    def _meta_schema_factory(self, columns, model, class_mixin, parent_schema_name=None):
+        schema = super()._meta_schema_factory(columns, model, class_mixin, parent_schema_name)
+
+        class Meta(schema.Meta):
+            include_fk = True  # else marshmallow-sqlalchemy drops the id fields declared below
+
+        return type("MetaSchema", (schema,), {"Meta": Meta})
+
+    def _column2field(self, datamodel, column, nested=True, parent_schema_name=None):
+        attribute = getattr(datamodel.obj, column.name, None)
+        sql_columns = getattr(getattr(attribute, "property", None), "columns", None)
+        sql_column = sql_columns[0] if sql_columns else None
+        if (
+            sql_column is not None
+            and sql_column.foreign_keys
+            and isinstance(sql_column.type, Integer)
+            and not column.children
+        ):
+            return fields.Integer(strict=True, allow_none=True, validate=INT32)
+        field = super()._column2field(datamodel, column, nested, parent_schema_name)
+        if (
+            sql_column is not None
+            and isinstance(field, fields.Integer)
+            and isinstance(sql_column.type, Integer)
+            and not isinstance(sql_column.type, BigInteger)
+        ):
+            field.validators.append(INT32)
+        return field
+
+
+class AnswersRefusals:
+    """For a ModelRestApi: a business rule's or the database's refusal of a POST, PUT or DELETE
+    answers 4xx JSON naming the field (never 500), rolled back and audited."""
 
     def post_headless(self) -> Response:
         return self._answer_business_errors(super().post_headless)
@@ -133,18 +238,91 @@ class ServiceModelRestApi(ModelRestApi):
         return self._answer_business_errors(super().delete_headless, pk)
 
     def _answer_business_errors(self, call: Callable[..., Response], *args: Any) -> Response:
+        table = self.datamodel.obj.__tablename__
         try:
             response = call(*args)
         except DomainError as exc:
             self.datamodel.session.rollback()
-            record_rejection(self.datamodel.obj.__tablename__, str(exc))
+            record_rejection(table, str(exc))
             return self.response(exc.status, **exc.as_json())
         except IntegrityError as exc:
             self.datamodel.session.rollback()
-            record_rejection(self.datamodel.obj.__tablename__, f"conflict: {exc.orig}")
-            return self.response(
-                409, message=f"This change conflicts with existing data: {exc.orig}"
-            )
+            refusal = integrity_refusal(exc, self.datamodel.obj)
+            record_rejection(table, str(refusal))
+            return self.response(refusal.status, **refusal.as_json())
+        except DataError as exc:  # a value the column cannot hold (a check above missed it)
+            self.datamodel.session.rollback()
+            column = getattr(getattr(exc.orig, "diag", None), "column_name", None)
+            refusal = FieldError("is too large or not of the right kind.", column)
+            record_rejection(table, f"{refusal}: {exc.orig}")
+            return self.response(refusal.status, **refusal.as_json())
         if response.status_code in (400, 422):  # refused by FAB's schema (unknown field, length)
-            record_rejection(self.datamodel.obj.__tablename__, response.get_data(as_text=True))
+            record_rejection(table, response.get_data(as_text=True))
         return response
+
+
+class ServiceModelRestApi(AnswersRefusals, ModelRestApi):
+    """A REST API whose writes go through the desk's service and never answer 500 for bad input."""
+
+    method_permission_name = API_METHOD_ACTIONS
+    model2schemaconverter = CrmModel2SchemaConverter
+    prepare: Callable[[Any], Any] = staticmethod(_no_preparation)
+
+    def pre_add(self, item: Any) -> None:
+        type(self).prepare(item)
+
+    def pre_update(self, item: Any) -> None:
+        type(self).prepare(item)
+
+
+def readable_columns(model: type, *, exclude: tuple[str, ...] = (), extra: tuple[str, ...] = ()):
+    """Every column of ``model`` a reader may see over the API: encrypted identifiers and secret
+    hashes (columns marked ``info={"pii": ...}``) are left out; their masked properties can be
+    named in ``extra``."""
+    columns = [
+        attr.key
+        for attr in inspect(model).column_attrs
+        if not attr.columns[0].info.get("pii") and attr.key not in exclude
+    ]
+    return [*columns, *extra]
+
+
+def visible_through(parent: type) -> type[BaseFilter]:
+    """A base filter for a child table that has no row scope of its own: only rows whose
+    parent (``parent.id``) the caller can see. The parent's own scope applies inside the
+    sub-select, so an agent sees the postings of their clients' wallets and no others."""
+
+    class VisibleThroughParent(BaseFilter):
+        name = f"visible {parent.__name__.lower()}"
+        arg_name = "visible"
+
+        def apply(self, query: Any, value: Any) -> Any:
+            column = getattr(self.datamodel.obj, self.column_name)
+            return query.filter(column.in_(select(parent.id)))
+
+    return VisibleThroughParent
+
+
+class FilterCurrentUser(BaseFilter):
+    """Rows of the signed-in user only (session, JWT or API key)."""
+
+    name = "signed-in user"
+    arg_name = "me"
+
+    def apply(self, query: Any, value: Any) -> Any:
+        user_id = getattr(getattr(g, "user", None), "id", None)
+        if user_id is None:
+            return query.filter(false())
+        return query.filter(getattr(self.datamodel.obj, self.column_name) == user_id)
+
+
+class ReadOnlyRestApi(ServiceModelRestApi):
+    """Records written only by a desk's workflow (journal lines, instalments, stage history...):
+    list, get and info; never created, changed or deleted through the generic routes.
+
+    Subclasses name the resource they share with the screens and the same
+    ``base_permissions`` as those screens (FAB's permission sync removes from a resource every
+    permission one of its classes does not declare)."""
+
+    include_route_methods = {"get", "get_list", "info"}
+    allow_browser_login = True

@@ -109,6 +109,7 @@ def seed_demo(lead_count: int = 60, seed: int = 7) -> dict | None:
     trades = _demo_brokerage(agents[0])
     exchanges = _demo_forex(profiles["agent"])
     report_schedules = _demo_report_schedules()
+    _demo_dashboards(rng, agents, profiles["agent"])
     return {
         "clients": clients,
         "loans": loans,
@@ -373,13 +374,14 @@ def _demo_offers(manager) -> int:
 
 
 def _demo_report_schedules() -> int:
-    """The KYC report as a PDF to every manager, Monday 07:00 UTC, each for their own branch."""
+    """Repayment compliance as a PDF to every manager, Monday 07:00 UTC, each for their own
+    branch's loans."""
     from app.reports.models import ReportSchedule
     from app.reports.schedules import prepare_schedule
 
     schedule = ReportSchedule(
-        name="Weekly KYC report to managers",
-        report_key="kyc-report",
+        name="Weekly repayment compliance to managers",
+        report_key="repayment-compliance",
         file_format="pdf",
         frequency="weekly",
         weekday=0,
@@ -589,3 +591,73 @@ def _demo_forex(agent) -> int:
     )
     db.session.flush()
     return 1
+
+
+def _demo_dashboards(rng: random.Random, agents: list, agent) -> None:
+    """What the dashboards need beyond the desks' demo records: leads created over the last
+    four months, some converted and some lost (funnel and conversion rates), invoices overdue
+    by different ages (ageing), more currency pairs exchanged, and loans' arrears brought up
+    to date."""
+    from decimal import Decimal
+
+    from app.billing import services as billing
+    from app.billing.models import BillingProduct
+    from app.clients.models import Client
+    from app.forex import services as forex
+    from app.forex import wallets
+    from app.leads.conversion import convert_lead
+    from app.leads.models import Lead
+    from app.lending.jobs import update_arrears
+
+    now = utcnow()
+    for owner in agents:
+        leads = db.session.scalars(
+            select(Lead).where(Lead.assigned_agent_id == owner.user_id).order_by(Lead.id)
+        ).all()
+        for lead in leads:
+            lead.created_at = now - timedelta(days=rng.randint(0, 120), hours=rng.randint(0, 23))
+        qualified = [lead for lead in leads if lead.status == "qualified"]
+        for lead in qualified[: max(1, len(qualified) // 2)]:
+            convert_lead(lead.id)
+        for lead in [lead for lead in leads if lead.status == "new"][:2]:
+            lead.status, lead.lost_reason = "lost", "Chose another provider"
+    db.session.flush()
+
+    today = utcnow().date()
+    clients = db.session.scalars(
+        select(Client).where(Client.relationship_manager_id == agent.user_id).order_by(Client.id)
+    ).all()
+    review = db.session.scalar(select(BillingProduct).where(BillingProduct.sku == "SVC-REVIEW"))
+    if clients and review is not None:
+        for number, days_late in enumerate((12, 44, 75, 120)):
+            invoice = billing.create_invoice(
+                {
+                    "client_id": clients[number % len(clients)].id,
+                    "due_date": today - timedelta(days=days_late),
+                    "lines": [{"product_id": review.id, "quantity": "1"}],
+                }
+            )
+            billing.issue_invoice(invoice.id, issue_date=today - timedelta(days=days_late + 30))
+
+    forex_client = db.session.scalar(
+        select(Client).where(Client.email == "rohan.kapoor@example.com")
+    )
+    if forex_client is not None:
+        eur = wallets.wallet_for(forex_client.id, "EUR")
+        db.session.flush()
+        wallets.deposit(eur.id, {"amount": "1200.00", "memo": "Transfer from Frankfurt"})
+        for sell, buy, amount in (
+            ("EUR", "INR", "300.00"),
+            ("USD", "EUR", "200.00"),
+            ("USD", "INR", "150.00"),
+        ):
+            quote = forex.quote(
+                {
+                    "client_id": forex_client.id,
+                    "sell_currency": sell,
+                    "buy_currency": buy,
+                    "sell_amount": Decimal(amount),
+                }
+            )
+            forex.execute(quote.id)
+    update_arrears(today)

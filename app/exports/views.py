@@ -5,19 +5,14 @@ from __future__ import annotations
 
 from flask import g, jsonify, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
-from flask_appbuilder.models.sqla.filters import FilterEqualFunction
 
-from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin
+from app.core.crud import CrmSQLAInterface, FilterCurrentUser, NoFileDownloadMixin
 from app.core.forms import display_choice, display_timestamp
 from app.exports import background, services
 from app.exports.models import ExportJob
 from app.exports.writers import FORMATS
 from app.reports.registry import REPORTS
 from app.security.roles import READ
-
-
-def _current_user_id() -> int | None:
-    return g.user.id if getattr(g, "user", None) is not None else None
 
 
 class ExportJobView(NoFileDownloadMixin, ModelView):
@@ -35,7 +30,7 @@ class ExportJobView(NoFileDownloadMixin, ModelView):
     }
     base_permissions = ["can_read"]
     include_route_methods = {"list", "show", "page", "progress", "download"}
-    base_filters = [["owner_id", FilterEqualFunction, _current_user_id]]
+    base_filters = [["owner_id", FilterCurrentUser, None]]
 
     list_title = "My exports"
     list_columns = [

@@ -11,11 +11,17 @@ from flask import request
 from flask_appbuilder.api import expose, protect, safe
 
 from app.core.audit import record_rejection
-from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
+from app.core.crud import (
+    CrmSQLAInterface,
+    ReadOnlyRestApi,
+    ServiceModelRestApi,
+    readable_columns,
+    visible_through,
+)
 from app.core.errors import DomainError
 from app.extensions import db
 from app.forex import services, wallets
-from app.forex.models import Currency, FxExchange, FxRate, Reserve, Wallet
+from app.forex.models import Currency, FxExchange, FxRate, Reserve, Wallet, WalletPosting
 from app.forex.views import RESERVE_PERMISSIONS, RW_PERMISSIONS, WALLET_PERMISSIONS
 from app.security.roles import API_METHOD_ACTIONS, REPAY
 
@@ -212,3 +218,16 @@ class ReserveApi(_ActionApi):
             lambda: wallets.top_up_reserve(code, _body()),
             lambda r: {"id": r.id, "currency": r.currency, "balance": str(r.balance)},
         )
+
+
+class WalletPostingApi(ReadOnlyRestApi):
+    """Each journal line that moved a wallet, with the signed amount: the wallet's history as
+    the ledger has it. Only postings of wallets the caller can see."""
+
+    resource_name = "walletposting"
+    datamodel = CrmSQLAInterface(WalletPosting)
+    class_permission_name = "Wallet"
+    base_permissions = WALLET_PERMISSIONS
+    base_filters = [["wallet_id", visible_through(Wallet), None]]
+    list_columns = show_columns = readable_columns(WalletPosting)
+    search_columns = ["wallet_id"]

@@ -7,11 +7,11 @@ from flask import request
 from flask_appbuilder.api import expose, protect, safe
 
 from app.core.audit import record_rejection
-from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
+from app.core.crud import CrmSQLAInterface, ReadOnlyRestApi, ServiceModelRestApi, readable_columns
 from app.core.errors import DomainError
 from app.extensions import db
 from app.kyc import services
-from app.kyc.models import KycCase
+from app.kyc.models import KycCase, KycCaseDocument, KycCaseEvent
 from app.security.roles import API_METHOD_ACTIONS
 
 READ_COLUMNS = [
@@ -123,3 +123,29 @@ class KycCaseApi(ServiceModelRestApi):
         """
         reason = (request.get_json(silent=True) or {}).get("reason")
         return self._act(services.reject_case, pk, reason)
+
+
+KYC_PERMISSIONS = ["can_read", "can_write", "can_delete", "can_approve"]
+
+
+class KycCaseEventApi(ReadOnlyRestApi):
+    """A case's history: who moved it, when, from and to, and why."""
+
+    resource_name = "kyccaseevent"
+    datamodel = CrmSQLAInterface(KycCaseEvent)
+    class_permission_name = "KycCase"
+    base_permissions = KYC_PERMISSIONS
+    list_columns = show_columns = readable_columns(KycCaseEvent)
+    search_columns = ["case_id", "to_status"]
+    base_order = ("id", "asc")
+
+
+class KycCaseDocumentApi(ReadOnlyRestApi):
+    """The documents a case was submitted with (snapshotted at each submission)."""
+
+    resource_name = "kyccasedocument"
+    datamodel = CrmSQLAInterface(KycCaseDocument)
+    class_permission_name = "KycCase"
+    base_permissions = KYC_PERMISSIONS
+    list_columns = show_columns = readable_columns(KycCaseDocument)
+    search_columns = ["case_id", "document_id", "requirement"]

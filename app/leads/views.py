@@ -149,6 +149,7 @@ class LeadView(ServiceModelView):
         "source",
         "assigned_agent",
         "branch",
+        "created_at",
     ]
     order_columns = ["first_name", "last_name", "status", "score", "next_follow_up_at"]
     base_order = ("id", "desc")

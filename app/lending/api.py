@@ -11,11 +11,25 @@ from flask import request
 from flask_appbuilder.api import expose, protect, safe
 
 from app.core.audit import record_rejection
-from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
+from app.core.crud import CrmSQLAInterface, ReadOnlyRestApi, ServiceModelRestApi, readable_columns
 from app.core.errors import DomainError
 from app.extensions import db
 from app.lending import services
-from app.lending.models import EDITABLE_COLUMNS, Broker, LoanApplication, LoanProduct
+from app.lending.models import (
+    EDITABLE_COLUMNS,
+    Broker,
+    LoanApplication,
+    LoanArrearsChange,
+    LoanFee,
+    LoanInstalment,
+    LoanNote,
+    LoanParty,
+    LoanProduct,
+    LoanProductFee,
+    LoanRepayment,
+    LoanRepaymentAllocation,
+    LoanStageEvent,
+)
 from app.lending.views import APPLICATION_PERMISSIONS
 from app.security.roles import API_METHOD_ACTIONS, DECIDE, REPAY
 
@@ -286,3 +300,87 @@ class BrokerApi(ServiceModelRestApi):
         "branch_id",
         "active",
     ]
+
+
+class LoanProductFeeApi(ServiceModelRestApi):
+    """The fee templates a product charges every new application (managed like the product)."""
+
+    resource_name = "loanproductfee"
+    datamodel = CrmSQLAInterface(LoanProductFee)
+    class_permission_name = "LoanProduct"
+    base_permissions = ["can_read", "can_write", "can_delete"]
+    prepare = staticmethod(services.prepare_fee_template)
+    allow_browser_login = True
+    list_columns = show_columns = ["id", "product_id", "fee_type", "amount"]
+    add_columns = ["product_id", "fee_type", "amount"]
+    edit_columns = ["fee_type", "amount"]
+    search_columns = ["product_id", "fee_type"]
+
+
+class _ApplicationRecordApi(ReadOnlyRestApi):
+    """A record of an application written by its workflow (submit, stage, repayment, note,
+    fee, the daily jobs): readable where the application is, never edited here."""
+
+    class_permission_name = "LoanApplication"
+    base_permissions = APPLICATION_PERMISSIONS
+    search_columns = ["application_id"]
+
+
+class LoanPartyApi(_ApplicationRecordApi):
+    resource_name = "loanparty"
+    datamodel = CrmSQLAInterface(LoanParty)
+    list_columns = show_columns = readable_columns(
+        LoanParty, extra=("tax_id_masked", "bank_account_masked")
+    )
+    search_columns = ["application_id", "role", "party_type"]
+
+
+class LoanStageEventApi(_ApplicationRecordApi):
+    resource_name = "loanstageevent"
+    datamodel = CrmSQLAInterface(LoanStageEvent)
+    list_columns = show_columns = readable_columns(LoanStageEvent)
+    search_columns = ["application_id", "to_stage"]
+    base_order = ("id", "asc")
+
+
+class LoanNoteApi(_ApplicationRecordApi):
+    resource_name = "loannote"
+    datamodel = CrmSQLAInterface(LoanNote)
+    list_columns = show_columns = readable_columns(LoanNote)
+
+
+class LoanFeeApi(_ApplicationRecordApi):
+    resource_name = "loanfee"
+    datamodel = CrmSQLAInterface(LoanFee)
+    list_columns = show_columns = readable_columns(LoanFee)
+    search_columns = ["application_id", "fee_type", "status"]
+
+
+class LoanInstalmentApi(_ApplicationRecordApi):
+    resource_name = "loaninstalment"
+    datamodel = CrmSQLAInterface(LoanInstalment)
+    list_columns = show_columns = readable_columns(LoanInstalment)
+    search_columns = ["application_id", "status", "due_date"]
+    order_columns = ["id", "number", "due_date"]
+    base_order = ("id", "asc")
+
+
+class LoanRepaymentApi(_ApplicationRecordApi):
+    resource_name = "loanrepayment"
+    datamodel = CrmSQLAInterface(LoanRepayment)
+    list_columns = show_columns = readable_columns(LoanRepayment)
+    search_columns = ["application_id", "received_on"]
+
+
+class LoanRepaymentAllocationApi(_ApplicationRecordApi):
+    resource_name = "loanrepaymentallocation"
+    datamodel = CrmSQLAInterface(LoanRepaymentAllocation)
+    list_columns = show_columns = readable_columns(LoanRepaymentAllocation)
+    search_columns = ["repayment_id", "instalment_id"]
+
+
+class LoanArrearsChangeApi(_ApplicationRecordApi):
+    resource_name = "loanarrearschange"
+    datamodel = CrmSQLAInterface(LoanArrearsChange)
+    list_columns = show_columns = readable_columns(LoanArrearsChange)
+    search_columns = ["application_id", "to_bucket", "changed_on"]

@@ -237,7 +237,15 @@ class LoanApplicationView(ServiceModelView):
         "created_at",
     ]
     edit_columns = EDITABLE_COLUMNS
-    search_columns = ["reference", "stage", "bdm", "broker", "branch", "arrears_bucket"]
+    search_columns = [
+        "reference",
+        "stage",
+        "bdm",
+        "broker",
+        "branch",
+        "arrears_bucket",
+        "created_at",
+    ]
     order_columns = ["reference", "stage", "amount", "stage_changed_at"]
     base_order = ("id", "desc")
     label_columns = {

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask_appbuilder.api import expose, protect, safe
 
-from app.core.crud import CrmSQLAInterface
+from app.core.crud import CrmSQLAInterface, ReadOnlyRestApi, readable_columns
 from app.forex.api import _ActionApi, _body
 from app.forex.views import RW_PERMISSIONS
 from app.loyalty import services
-from app.loyalty.models import LoyaltyTransaction, Voucher
+from app.loyalty.models import LoyaltyAccount, LoyaltyTransaction, Voucher, VoucherRedemption
 
 
 class VoucherApi(_ActionApi):
@@ -67,3 +67,26 @@ class LoyaltyApi(_ActionApi):
             },
             201,
         )
+
+
+class LoyaltyAccountApi(ReadOnlyRestApi):
+    """A client's points balance (changed only by exchanges and redemptions)."""
+
+    resource_name = "loyaltyaccount"
+    datamodel = CrmSQLAInterface(LoyaltyAccount)
+    class_permission_name = "Loyalty"
+    base_permissions = RW_PERMISSIONS
+    list_columns = show_columns = readable_columns(LoyaltyAccount)
+    search_columns = ["client_id"]
+
+
+class VoucherRedemptionApi(ReadOnlyRestApi):
+    """Vouchers redeemed (by ``POST /api/v1/loyalty/redeem``)."""
+
+    resource_name = "voucherredemption"
+    datamodel = CrmSQLAInterface(VoucherRedemption)
+    class_permission_name = "Loyalty"
+    base_permissions = RW_PERMISSIONS
+    list_columns = show_columns = readable_columns(VoucherRedemption)
+    search_columns = ["client_id", "voucher_id"]
+    base_order = ("id", "desc")

@@ -6,11 +6,11 @@ from __future__ import annotations
 from flask_appbuilder.api import expose, protect, safe
 
 from app.core.audit import record_rejection
-from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
+from app.core.crud import CrmSQLAInterface, ReadOnlyRestApi, ServiceModelRestApi, readable_columns
 from app.core.errors import DomainError
 from app.extensions import db
 from app.offers import services
-from app.offers.models import Offer
+from app.offers.models import Offer, OfferDelivery
 from app.offers.views import OFFER_FIELDS
 from app.security.roles import API_METHOD_ACTIONS
 
@@ -54,3 +54,15 @@ class OfferApi(ServiceModelRestApi):
             record_rejection("offer", str(exc))
             return self.response(exc.status, **exc.as_json())
         return self.response(200, sent=sent)
+
+
+class OfferDeliveryApi(ReadOnlyRestApi):
+    """Which client got which offer and when (claimed by the sending job, once per client)."""
+
+    resource_name = "offerdelivery"
+    datamodel = CrmSQLAInterface(OfferDelivery)
+    class_permission_name = "OfferDelivery"
+    base_permissions = ["can_read"]
+    list_columns = show_columns = readable_columns(OfferDelivery)
+    search_columns = ["offer_id", "client_id"]
+    base_order = ("id", "desc")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, request
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.views import (
     PermissionModelView,
@@ -14,6 +14,14 @@ from flask_appbuilder.security.views import (
 )
 
 from app.core.crud import NoFileDownloadMixin
+from app.security.fab_apis import (
+    CrmGroupApi,
+    CrmPermissionApi,
+    CrmPermissionViewMenuApi,
+    CrmRoleApi,
+    CrmUserApi,
+    CrmViewMenuApi,
+)
 
 
 class CrmUserDBModelView(NoFileDownloadMixin, UserDBModelView):
@@ -47,6 +55,12 @@ class CrmSecurityManager(SecurityManager):
     permissionmodelview = CrmPermissionModelView
     viewmenumodelview = CrmViewMenuModelView
     permissionviewmodelview = CrmPermissionViewModelView
+    permission_api = CrmPermissionApi
+    role_api = CrmRoleApi
+    user_api = CrmUserApi
+    view_menu_api = CrmViewMenuApi
+    permission_view_menu_api = CrmPermissionViewMenuApi
+    group_api = CrmGroupApi
     # FAB's user statistics chart loads Google Charts from the internet (blank offline) and
     # answers 500 to a non-numeric grouping; dashboards are served by our own Plotly views.
     userstatschartview = None
@@ -64,6 +78,32 @@ class CrmSecurityManager(SecurityManager):
                 "login_failed",
                 actor_name=attempted or "(blank)",
                 detail=f"failed sign-in for {attempted!r}",
+            )
+        return user
+
+    def create_jwt_manager(self, app):
+        """FAB's JWT manager; a token that is not a valid JWT (forged, cut, not a token at all)
+        is an authentication failure, 401 like an expired one, not flask-jwt-extended's 422."""
+        from flask import jsonify
+
+        jwt_manager = super().create_jwt_manager(app)
+
+        @jwt_manager.invalid_token_loader
+        def _invalid_token(reason: str):
+            return jsonify(message=f"Not signed in: the bearer token is invalid ({reason})."), 401
+
+        return jwt_manager
+
+    def validate_api_key(self, api_key_string):
+        """FAB's API key check, with each refused key (revoked, expired, made up) audited."""
+        from app.core.audit import record_event
+
+        user = super().validate_api_key(api_key_string)
+        if user is None:
+            record_event(
+                "login_failed",
+                actor_name="(API key)",
+                detail=f"refused API key {api_key_string[:12]}... ({request.method} {request.path})",
             )
         return user
 

@@ -90,6 +90,13 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     # Exports: every list and report (read access to it is enough), one's own large exports.
     "Export": ("All reports", "My exports"),
     "ReportSchedule": ("Scheduled reports",),
+    # Dashboards: one resource per audience
+    "SalesDashboard": ("Pipeline",),
+    "ComplianceDashboard": ("KYC overview",),
+    "LendingDashboard": ("Loan book",),
+    "BrokerageDashboard": ("Portfolio value",),
+    "BillingDashboard": ("Receivables",),
+    "ForexDashboard": ("FX volume",),
 }
 # Actions a resource has beyond read/write/delete (each its own permission).
 EXTRA_ACTIONS: dict[str, frozenset[str]] = {
@@ -129,12 +136,24 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
         "Loyalty",
     ),
     "Reports": ("All reports", "My exports", "Scheduled reports"),
+    "Dashboards": (
+        "Pipeline",
+        "KYC overview",
+        "Loan book",
+        "Portfolio value",
+        "Receivables",
+        "FX volume",
+    ),
 }
 # Every signed-in member of staff has these, whatever their role.
 EVERYONE: dict[str, frozenset[str]] = {"Notification": R, "Export": R}
 # Every role works on its own tasks (row scope decides which); the Auditor only reads them, so
 # this is granted role by role rather than through EVERYONE.
 OWN_TASKS: dict[str, frozenset[str]] = {"Task": RW}
+DASHBOARDS_ALL: dict[str, frozenset[str]] = {
+    resource: R for resource in RESOURCES if resource.endswith("Dashboard")
+}
+"""Read on every audience's dashboard (Manager; Admin and Auditor have every resource)."""
 
 # FAB's own screens. Self-service ones every signed-in role gets; the rest are Admin's alone.
 SELF_SERVICE_PERMISSIONS = frozenset(
@@ -248,6 +267,7 @@ ROLES: dict[str, RoleSpec] = {
                 "Wallet": RW | {REPAY},
                 "FxExchange": RW,
                 "Loyalty": RW,
+                **DASHBOARDS_ALL,
             },
             "Everything in their branch; reassigns work; dashboards and exports.",
         ),
@@ -277,6 +297,9 @@ ROLES: dict[str, RoleSpec] = {
                 "FxExchange": RW,
                 "Loyalty": RW,
                 **OWN_TASKS,
+                "SalesDashboard": R,
+                "BrokerageDashboard": R,
+                "ForexDashboard": R,
             },
             "Leads, clients, tasks and interactions assigned to them; no approvals.",
         ),
@@ -300,6 +323,7 @@ ROLES: dict[str, RoleSpec] = {
                 "Wallet": R,
                 "FxExchange": R,
                 **OWN_TASKS,
+                "ComplianceDashboard": R,
             },
             "KYC review and approval, documents, compliance dashboard, audit log (read).",
         ),
@@ -312,13 +336,20 @@ ROLES: dict[str, RoleSpec] = {
                 "Broker": R,
                 "LoanApplication": RW | {DECIDE, REPAY},
                 **OWN_TASKS,
+                "LendingDashboard": R,
             },
             "Loan applications where they are the BDM, their brokers, notes, fees, repayments.",
         ),
         RoleSpec(
             "Broker",
             SCOPE_BROKER,
-            {"LoanProduct": R, "Broker": R, "LoanApplication": RW, **OWN_TASKS},
+            {
+                "LoanProduct": R,
+                "Broker": R,
+                "LoanApplication": RW,
+                **OWN_TASKS,
+                "LendingDashboard": R,
+            },
             "Only the loan applications they introduced.",
         ),
         RoleSpec(

@@ -124,6 +124,14 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Vouchers",
             "Loyalty",
         ]
+        assert menu["Dashboards"] == [
+            "Pipeline",
+            "KYC overview",
+            "Loan book",
+            "Portfolio value",
+            "Receivables",
+            "FX volume",
+        ]
         assert "Security" in menu
     elif role == "Agent":
         assert menu == {
@@ -144,6 +152,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
                 "Loyalty",
             ],
             "Reports": ["All reports", "My exports"],
+            "Dashboards": ["Pipeline", "Portfolio value", "FX volume"],
         }
         assert "Audit log" not in shown and "KYC queue" not in shown
         assert "Security" not in menu and "Staff" not in shown
@@ -153,6 +162,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Communication": ["Notifications", "My preferences"],
             "Lending": ["Loan applications", "New application", "Loan products", "Brokers"],
             "Reports": ["All reports", "My exports"],
+            "Dashboards": ["Loan book"],
         }
 
 
