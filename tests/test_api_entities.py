@@ -111,6 +111,7 @@ def test_every_mapped_business_model_has_an_api(app):
         mapper.class_.__tablename__
         for mapper in db.Model.registry.mappers
         if mapper.class_.__module__.startswith("app.")
+        and mapper.single is False  # a single-table subclass reads its base's rows and API
         and mapper.class_ not in apis
         and mapper.class_.__tablename__ not in NO_API
     )
