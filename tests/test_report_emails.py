@@ -293,3 +293,42 @@ def test_the_api_refuses_a_bad_schedule_by_field_and_creates_a_good_one(client, 
     assert [u.id for u in schedule.recipients] == [admin["Admin"].user_id]
     manager = {"Authorization": f"Bearer {api_token(client, admin['Manager'].user.username)}"}
     assert client.get("/api/v1/reportschedule/", headers=manager).status_code == 403
+
+
+def test_a_dashboard_chart_is_mailed_from_the_job_each_manager_their_branch(
+    pg_app, branches, mailbox
+):
+    """The dashboards' reports link their bars to lists (``url_for``); the job, which runs
+    outside any request, still builds them, each for its recipient."""
+    from tests.support import make_lead
+
+    for n in range(2):
+        make_lead(branches["agent"], first_name=f"Mumbai{n}")
+    sydney_agent = make_staff("Agent", branches["sydney_manager"].branch)
+    make_lead(sydney_agent, first_name="Sydney", status="contacted")
+    schedule = ReportSchedule(
+        name="Daily funnel",
+        report_key="lead-funnel",
+        file_format="csv",
+        frequency="daily",
+        hour=6,
+        recipient_roles="Manager",
+        filters="{}",
+        created_at=CREATED,
+    )
+    db.session.add(schedule)
+    db.session.commit()
+    run = send_due_reports(MONDAY_0705)
+    assert (run.emails, run.problems) == (2, [])
+    assert dispatch_outbox().sent == 2 and mailbox.wait_for(2)
+    funnels = {}
+    for message in mailbox.messages:
+        attachment = next(message.iter_attachments())
+        rows = list(
+            csv.reader(io.StringIO(attachment.get_payload(decode=True).decode("utf-8-sig")))
+        )
+        funnels[message["To"]] = {status: count for status, count in rows[1:]}
+    assert funnels[branches["mumbai_manager"].user.email]["New"] == "2"
+    assert funnels[branches["mumbai_manager"].user.email]["Contacted"] == "0"
+    assert funnels[branches["sydney_manager"].user.email]["Contacted"] == "1"
+    assert funnels[branches["sydney_manager"].user.email]["New"] == "0"

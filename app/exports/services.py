@@ -16,12 +16,13 @@ import json
 import logging
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Response, current_app, g, redirect, url_for
+from flask import Response, current_app, g, has_request_context, redirect, url_for
 
 from app.core.audit import record_event
 from app.core.errors import DomainError, NotFound
@@ -126,10 +127,27 @@ class BuiltReport:
     row_count: int
 
 
+@contextmanager
+def urls_outside_requests() -> Iterator[None]:
+    """A report may link its rows to screens (``url_for``, e.g. a dashboard's drill-down list).
+    Outside a request (a worker's job, a scheduled e-mail, the CLI) it runs in a request context
+    on ``CRM_BASE_URL``, so those links are built as they would be on the site."""
+    if has_request_context():
+        yield
+        return
+    from app.security.scoping import acting_as_system
+
+    base_url = current_app.config.get("CRM_BASE_URL") or "http://localhost"
+    # Still the system (no row limits) unless the job acts for someone (``acting_as``).
+    with current_app.test_request_context("/", base_url=base_url), acting_as_system():
+        yield
+
+
 def build_report(report: Report, filters: Mapping[str, str]) -> BuiltReport:
     """Build ``report`` under the current actor's scoping; its parts' rows are read once (they
     are aggregates: a handful of rows, rarely thousands)."""
-    table = report.build(filters)
+    with urls_outside_requests():
+        table = report.build(filters)
     parts = [
         Table(part.title, list(part.columns), list(part.rows), part.filters)
         for part in table.parts()

@@ -96,9 +96,10 @@ def _checked_filters(value: Any, report) -> str:
     ):
         raise FieldError("must be a JSON object of names and text values.", "filters")
     from app.core.errors import DomainError
+    from app.exports.services import build_report
 
     try:
-        report.build(filters)  # the report reads its own filters; a bad one is named here
+        build_report(report, filters)  # the report reads its own filters; a bad one is named
     except DomainError as exc:
         raise FieldError(str(exc), "filters") from exc
     return json.dumps(filters, sort_keys=True)
