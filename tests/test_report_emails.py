@@ -291,6 +291,8 @@ def test_the_api_refuses_a_bad_schedule_by_field_and_creates_a_good_one(client, 
     assert created.status_code == 201, created.json
     schedule = db.session.get(ReportSchedule, created.json["id"])
     assert [u.id for u in schedule.recipients] == [admin["Admin"].user_id]
+    shown = client.get(f"/api/v1/reportschedule/{schedule.id}", headers=headers).json["result"]
+    assert shown["recipient_ids"] == [admin["Admin"].user_id] and "recipients" not in shown
     manager = {"Authorization": f"Bearer {api_token(client, admin['Manager'].user.username)}"}
     assert client.get("/api/v1/reportschedule/", headers=manager).status_code == 403
 
@@ -332,3 +334,29 @@ def test_a_dashboard_chart_is_mailed_from_the_job_each_manager_their_branch(
     assert funnels[branches["mumbai_manager"].user.email]["Contacted"] == "0"
     assert funnels[branches["sydney_manager"].user.email]["Contacted"] == "1"
     assert funnels[branches["sydney_manager"].user.email]["New"] == "0"
+
+
+@pytest.mark.parametrize(
+    "recipients",
+    [[{"username": "x"}], [999999], ["1"], [2**40], "Manager"],
+)
+def test_the_api_takes_recipients_as_known_user_ids_only(client, admin, recipients):
+    from tests.support import api_token
+
+    headers = {"Authorization": f"Bearer {api_token(client, admin['Admin'].user.username)}"}
+    response = client.post(
+        "/api/v1/reportschedule/",
+        json={
+            "name": "Weekly KYC",
+            "report_key": "kyc-report",
+            "file_format": "pdf",
+            "frequency": "daily",
+            "hour": 7,
+            "recipient_roles": "",
+            "recipients": recipients,
+        },
+        headers=headers,
+    )
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert "recipients" in response.json["message"]
+    assert db.session.scalar(select(func.count(ReportSchedule.id))) == 0

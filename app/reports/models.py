@@ -91,6 +91,11 @@ class ReportSchedule(Model):
     recipients: Mapped[list[User]] = relationship(User, secondary=report_schedule_user)
 
     @property
+    def recipient_ids(self) -> list[int]:
+        """The named recipients' user ids (what the API shows and takes as ``recipients``)."""
+        return [user.id for user in self.recipients]
+
+    @property
     def role_names(self) -> list[str]:
         return [name for name in (self.recipient_roles or "").split(",") if name]
 
