@@ -14,22 +14,10 @@ from sqlalchemy import select
 
 from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
 from app.extensions import db
+from app.reports.models import SCHEDULE_FIELDS as WRITABLE
 from app.reports.models import ReportSchedule
 from app.reports.schedules import prepare_schedule
 
-WRITABLE = [
-    "name",
-    "report_key",
-    "file_format",
-    "frequency",
-    "weekday",
-    "day_of_month",
-    "hour",
-    "recipient_roles",
-    "recipients",
-    "filters",
-    "active",
-]
 LARGEST_ID = 2**31 - 1
 
 

@@ -101,3 +101,19 @@ class ReportSchedule(Model):
 
     def __repr__(self) -> str:
         return self.name
+
+
+SCHEDULE_FIELDS = (
+    "name",
+    "report_key",
+    "file_format",
+    "frequency",
+    "weekday",
+    "day_of_month",
+    "hour",
+    "recipient_roles",
+    "recipients",
+    "filters",
+    "active",
+)
+"""What a schedule's author sets (screen and API alike); the rest is kept by the job."""

@@ -24,7 +24,13 @@ from app.core.errors import DomainError
 from app.core.forms import choice_field, display_choice, display_timestamp, display_yes_no
 from app.extensions import db
 from app.reports import schedules
-from app.reports.models import FREQUENCIES, SCHEDULE_FORMATS, WEEKDAYS, ReportSchedule
+from app.reports.models import (
+    FREQUENCIES,
+    SCHEDULE_FIELDS,
+    SCHEDULE_FORMATS,
+    WEEKDAYS,
+    ReportSchedule,
+)
 from app.reports.registry import get_report
 from app.security.roles import ROLES
 
@@ -109,19 +115,7 @@ FORM_FIELDS = {
     ),
     "active": BooleanField("Active", default=True),
 }
-COLUMNS = [
-    "name",
-    "report_key",
-    "file_format",
-    "frequency",
-    "weekday",
-    "day_of_month",
-    "hour",
-    "recipient_roles",
-    "recipients",
-    "filters",
-    "active",
-]
+COLUMNS = list(SCHEDULE_FIELDS)
 
 
 class ReportScheduleView(ServiceModelView):
