@@ -10,7 +10,7 @@ from app.audit.models import AuditLog
 from app.billing.models import BillingProduct
 from app.extensions import db
 from app.org.models import Branch
-from tests.support import api_token, count, make_branch, make_staff
+from tests.support import api_token, count, make_branch, make_lead, make_staff
 
 
 def _admin(http) -> dict[str, str]:
@@ -101,3 +101,20 @@ def test_bad_input_names_the_field(client, app, body, field):
     assert answer.status_code in (400, 422), answer.json
     assert field in answer.json["message"], answer.json
     assert count(Branch) == 1  # the admin's own branch only
+
+
+def test_a_workflow_sent_a_json_array_instead_of_an_object_names_the_field(client, app):
+    """A body that is JSON but not an object (``[1]``) is read as empty: the workflow names the
+    field it lacks (it used to call ``.get`` on the list and answer 500)."""
+    headers = _admin(client)
+    branch = make_branch("ARR")
+    agent = make_staff("Agent", branch)
+    lead = make_lead(agent, first_name="Arrayed")
+    db.session.commit()
+    before = count(type(lead))
+    merged = client.post(f"/api/v1/lead/{lead.id}/merge", json=[1], headers=headers)
+    assert merged.status_code == 422, merged.json
+    assert "other_id" in str(merged.json["message"]) or merged.json.get("field") == "other_id"
+    trade = client.post("/api/v1/trade/", json=[{"quantity": "1"}], headers=headers)
+    assert 400 <= trade.status_code < 500, trade.json
+    assert count(type(lead)) == before

@@ -4,10 +4,8 @@ scoping as the screens: another agent's client's invoice answers 404."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from flask import request
 from flask_appbuilder.api import expose, protect, safe
 
 from app.billing import services
@@ -22,18 +20,19 @@ from app.billing.models import (
 )
 from app.billing.pdf import invoice_pdf, pdf_filename, quotation_pdf
 from app.billing.views import INVOICE_PERMISSIONS, pdf_response
-from app.core.audit import record_event, record_rejection
-from app.core.crud import CrmSQLAInterface, ReadOnlyRestApi, ServiceModelRestApi, readable_columns
-from app.core.errors import DomainError, NotFound
+from app.core.audit import record_event
+from app.core.crud import (
+    CrmSQLAInterface,
+    ReadOnlyRestApi,
+    ServiceModelRestApi,
+    json_body,
+    readable_columns,
+)
+from app.core.errors import NotFound
 from app.extensions import db
 from app.security.roles import API_METHOD_ACTIONS, DECIDE, REPAY
 
 LINE_COLUMNS = ("description", "product_id", "quantity", "unit_price", "tax_rate")
-
-
-def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    return body if isinstance(body, dict) else {}
 
 
 def _lines(document) -> list[dict[str, Any]]:
@@ -85,20 +84,6 @@ def _quotation_json(quotation: Quotation) -> dict[str, Any]:
     }
 
 
-class _ActionApi(ServiceModelRestApi):
-    record_type = ""
-
-    def _act(self, action: Callable[[], Any], answer: Callable[[Any], dict], status: int = 200):
-        try:
-            result = action()
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            record_rejection(self.record_type, str(exc))
-            return self.response(exc.status, **exc.as_json())
-        return self.response(status, **answer(result))
-
-
 class BillingProductApi(ServiceModelRestApi):
     resource_name = "billingproduct"
     datamodel = CrmSQLAInterface(BillingProduct)
@@ -134,7 +119,7 @@ QUOTATION_COLUMNS = [
 ]
 
 
-class QuotationApi(_ActionApi):
+class QuotationApi(ServiceModelRestApi):
     resource_name = "quotation"
     datamodel = CrmSQLAInterface(Quotation)
     class_permission_name = "Quotation"
@@ -146,7 +131,6 @@ class QuotationApi(_ActionApi):
         "convert": "write",
         "pdf": "read",
     }
-    record_type = "quotation"
     allow_browser_login = True
     include_route_methods = {
         "get",
@@ -184,10 +168,12 @@ class QuotationApi(_ActionApi):
             201: {description: the quotation with its number, lines and totals}
             422: {description: the bad field, e.g. lines-1-quantity}
         """
-        return self._act(lambda: services.create_quotation(_body()), _quotation_json, 201)
+        return self.run_workflow(
+            lambda: services.create_quotation(json_body()), _quotation_json, 201
+        )
 
     def _move(self, pk: int, to: str):
-        return self._act(lambda: services.move_quotation(pk, to), _quotation_json)
+        return self.run_workflow(lambda: services.move_quotation(pk, to), _quotation_json)
 
     @expose("/<int:pk>/send", methods=["POST"])
     @protect()
@@ -243,8 +229,8 @@ class QuotationApi(_ActionApi):
             404: {$ref: '#/components/responses/404'}
             409: {description: not accepted, or already converted}
         """
-        return self._act(
-            lambda: services.convert_quotation(pk, _body().get("due_date")), _invoice_json, 201
+        return self.run_workflow(
+            lambda: services.convert_quotation(pk, json_body().get("due_date")), _invoice_json, 201
         )
 
     @expose("/<int:pk>/pdf", methods=["GET"])
@@ -285,7 +271,7 @@ INVOICE_COLUMNS = [
 ]
 
 
-class InvoiceApi(_ActionApi):
+class InvoiceApi(ServiceModelRestApi):
     resource_name = "invoice"
     datamodel = CrmSQLAInterface(Invoice)
     class_permission_name = "Invoice"
@@ -297,7 +283,6 @@ class InvoiceApi(_ActionApi):
         "pdf": "read",
     }
     base_permissions = INVOICE_PERMISSIONS
-    record_type = "invoice"
     allow_browser_login = True
     include_route_methods = {"get", "get_list", "info", "post", "issue", "void", "payment", "pdf"}
     list_columns = show_columns = INVOICE_COLUMNS
@@ -325,7 +310,7 @@ class InvoiceApi(_ActionApi):
             201: {description: the draft invoice with its lines and totals}
             422: {description: the bad field, e.g. lines-0-tax_rate}
         """
-        return self._act(lambda: services.create_invoice(_body()), _invoice_json, 201)
+        return self.run_workflow(lambda: services.create_invoice(json_body()), _invoice_json, 201)
 
     @expose("/<int:pk>/issue", methods=["POST"])
     @protect()
@@ -339,8 +324,8 @@ class InvoiceApi(_ActionApi):
             404: {$ref: '#/components/responses/404'}
             409: {description: not a draft}
         """
-        return self._act(
-            lambda: services.issue_invoice(pk, _body().get("issue_date")), _invoice_json
+        return self.run_workflow(
+            lambda: services.issue_invoice(pk, json_body().get("issue_date")), _invoice_json
         )
 
     @expose("/<int:pk>/void", methods=["POST"])
@@ -355,7 +340,9 @@ class InvoiceApi(_ActionApi):
             404: {$ref: '#/components/responses/404'}
             409: {description: something was paid}
         """
-        return self._act(lambda: services.void_invoice(pk, _body().get("reason")), _invoice_json)
+        return self.run_workflow(
+            lambda: services.void_invoice(pk, json_body().get("reason")), _invoice_json
+        )
 
     @expose("/<int:pk>/payment", methods=["POST"])
     @protect()
@@ -369,8 +356,8 @@ class InvoiceApi(_ActionApi):
             404: {$ref: '#/components/responses/404'}
             422: {description: a bad amount, or more than the balance due}
         """
-        return self._act(
-            lambda: services.record_payment(pk, _body()),
+        return self.run_workflow(
+            lambda: services.record_payment(pk, json_body()),
             lambda p: {
                 "id": p.id,
                 "amount": str(p.amount),

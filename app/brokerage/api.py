@@ -4,19 +4,21 @@ client outside the caller's scope, or its trades, are 404."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from flask import request
 from flask_appbuilder.api import BaseApi, expose, protect, safe
 
 from app.brokerage import services
 from app.brokerage.models import Instrument, InstrumentPrice, Position, Trade
 from app.brokerage.views import INSTRUMENT_PERMISSIONS, TRADE_PERMISSIONS
-from app.core.audit import record_rejection
-from app.core.crud import CrmSQLAInterface, ReadOnlyRestApi, ServiceModelRestApi, readable_columns
+from app.core.crud import (
+    CrmSQLAInterface,
+    ReadOnlyRestApi,
+    ServiceModelRestApi,
+    json_body,
+    readable_columns,
+)
 from app.core.errors import DomainError
-from app.extensions import db
 from app.security.roles import API_METHOD_ACTIONS, DECIDE, READ
 
 TRADE_COLUMNS = [
@@ -39,11 +41,6 @@ TRADE_COLUMNS = [
     "created_by_id",
     "created_at",
 ]
-
-
-def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    return body if isinstance(body, dict) else {}
 
 
 def _trade_json(trade: Trade) -> dict[str, Any]:
@@ -114,16 +111,6 @@ class TradeApi(ServiceModelRestApi):
     search_columns = ["client_id", "instrument_id", "side", "status", "suitability_flag"]
     order_columns = ["id", "trade_date", "status"]
 
-    def _act(self, action: Callable[[], Trade], status: int = 200):
-        try:
-            trade = action()
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            record_rejection("trade", str(exc))
-            return self.response(exc.status, **exc.as_json())
-        return self.response(status, **_trade_json(trade))
-
     @expose("/", methods=["POST"])
     @protect()
     @safe
@@ -136,7 +123,7 @@ class TradeApi(ServiceModelRestApi):
             201: {description: the trade, with its gross amount and suitability flag}
             422: {description: the field at fault, e.g. a sell beyond the holding}
         """
-        return self._act(lambda: services.record_trade(_body()), 201)
+        return self.run_workflow(lambda: services.record_trade(json_body()), _trade_json, 201)
 
     @expose("/<int:pk>/settle", methods=["POST"])
     @protect()
@@ -150,7 +137,9 @@ class TradeApi(ServiceModelRestApi):
             404: {$ref: '#/components/responses/404'}
             409: {description: the trade is not pending}
         """
-        return self._act(lambda: services.settle_trade(pk, _body().get("settled_on")))
+        return self.run_workflow(
+            lambda: services.settle_trade(pk, json_body().get("settled_on")), _trade_json
+        )
 
     @expose("/<int:pk>/cancel", methods=["POST"])
     @protect()
@@ -164,7 +153,7 @@ class TradeApi(ServiceModelRestApi):
             404: {$ref: '#/components/responses/404'}
             409: {description: the trade is not pending}
         """
-        return self._act(lambda: services.cancel_trade(pk))
+        return self.run_workflow(lambda: services.cancel_trade(pk), _trade_json)
 
 
 class PortfolioApi(BaseApi):

@@ -18,7 +18,13 @@ from app.clients.models import (
 from app.clients.risk import assess_risk
 from app.clients.timeline import client_timeline, timeline_query
 from app.core.audit import record_rejection
-from app.core.crud import CrmSQLAInterface, ReadOnlyRestApi, ServiceModelRestApi, readable_columns
+from app.core.crud import (
+    CrmSQLAInterface,
+    ReadOnlyRestApi,
+    ServiceModelRestApi,
+    json_body,
+    readable_columns,
+)
 from app.core.errors import DomainError, FieldError
 from app.extensions import db
 from app.security.roles import API_METHOD_ACTIONS
@@ -98,7 +104,7 @@ class ClientApi(ServiceModelRestApi):
             404: {$ref: '#/components/responses/404'}
             422: {$ref: '#/components/responses/422'}
         """
-        field = (request.get_json(silent=True) or {}).get("field")
+        field = json_body().get("field")
         try:
             value = services.reveal_identifier(pk, field)
         except DomainError as exc:
@@ -159,7 +165,7 @@ class ClientApi(ServiceModelRestApi):
             404: {$ref: '#/components/responses/404'}
             422: {$ref: '#/components/responses/422'}
         """
-        answers = (request.get_json(silent=True) or {}).get("answers")
+        answers = json_body().get("answers")
         try:
             if not isinstance(answers, dict):
                 raise FieldError("send the answers as an object of question -> answer.", "answers")
@@ -194,7 +200,7 @@ class ClientApi(ServiceModelRestApi):
             404: {$ref: '#/components/responses/404'}
             422: {$ref: '#/components/responses/422'}
         """
-        body = request.get_json(silent=True) or {}
+        body = json_body()
         try:
             client = services.save_client_preferences(
                 pk,

@@ -4,45 +4,24 @@ agent asking for another agent's client's wallet gets 404."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from flask import request
 from flask_appbuilder.api import expose, protect, safe
 
-from app.core.audit import record_rejection
 from app.core.crud import (
     CrmSQLAInterface,
     ReadOnlyRestApi,
     ServiceModelRestApi,
+    json_body,
     readable_columns,
     visible_through,
 )
-from app.core.errors import DomainError
-from app.extensions import db
 from app.forex import services, wallets
 from app.forex.models import Currency, FxExchange, FxRate, Reserve, Wallet, WalletPosting
 from app.forex.views import RESERVE_PERMISSIONS, RW_PERMISSIONS, WALLET_PERMISSIONS
 from app.security.roles import API_METHOD_ACTIONS, REPAY
 
 
-def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    return body if isinstance(body, dict) else {}
-
-
 class _ActionApi(ServiceModelRestApi):
     allow_browser_login = True
-
-    def _act(self, action: Callable[[], Any], answer: Callable[[Any], dict], status: int = 200):
-        try:
-            result = action()
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            record_rejection(self.datamodel.obj.__tablename__, str(exc))
-            return self.response(exc.status, **exc.as_json())
-        return self.response(status, **answer(result))
 
 
 class CurrencyApi(_ActionApi):
@@ -100,7 +79,7 @@ class WalletApi(_ActionApi):
             404: {$ref: '#/components/responses/404'}
             422: {description: a bad amount}
         """
-        return self._act(lambda: wallets.deposit(pk, _body()), _wallet_json)
+        return self.run_workflow(lambda: wallets.deposit(pk, json_body()), _wallet_json)
 
     @expose("/<int:pk>/withdraw", methods=["POST"])
     @protect()
@@ -114,7 +93,7 @@ class WalletApi(_ActionApi):
             404: {$ref: '#/components/responses/404'}
             422: {description: a bad amount, or more than the wallet holds}
         """
-        return self._act(lambda: wallets.withdraw(pk, _body()), _wallet_json)
+        return self.run_workflow(lambda: wallets.withdraw(pk, json_body()), _wallet_json)
 
 
 def _exchange_json(exchange: FxExchange) -> dict:
@@ -176,7 +155,7 @@ class FxExchangeApi(_ActionApi):
             404: {description: no such client}
             422: {description: a bad field, e.g. no rate for the pair}
         """
-        return self._act(lambda: services.quote(_body()), _exchange_json, 201)
+        return self.run_workflow(lambda: services.quote(json_body()), _exchange_json, 201)
 
     @expose("/<int:pk>/execute", methods=["POST"])
     @protect()
@@ -191,7 +170,7 @@ class FxExchangeApi(_ActionApi):
             409: {description: expired, already executed, or the reserve is short}
             422: {description: the wallet cannot cover the sale}
         """
-        return self._act(lambda: services.execute(pk), _exchange_json)
+        return self.run_workflow(lambda: services.execute(pk), _exchange_json)
 
 
 class ReserveApi(_ActionApi):
@@ -214,8 +193,8 @@ class ReserveApi(_ActionApi):
             200: {description: the reserve and its new balance}
             422: {description: a bad amount or an unknown currency}
         """
-        return self._act(
-            lambda: wallets.top_up_reserve(code, _body()),
+        return self.run_workflow(
+            lambda: wallets.top_up_reserve(code, json_body()),
             lambda r: {"id": r.id, "currency": r.currency, "balance": str(r.balance)},
         )
 

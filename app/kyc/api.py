@@ -3,13 +3,15 @@ with the same rules as the screens (four eyes included)."""
 
 from __future__ import annotations
 
-from flask import request
 from flask_appbuilder.api import expose, protect, safe
 
-from app.core.audit import record_rejection
-from app.core.crud import CrmSQLAInterface, ReadOnlyRestApi, ServiceModelRestApi, readable_columns
-from app.core.errors import DomainError
-from app.extensions import db
+from app.core.crud import (
+    CrmSQLAInterface,
+    ReadOnlyRestApi,
+    ServiceModelRestApi,
+    json_body,
+    readable_columns,
+)
 from app.kyc import services
 from app.kyc.models import KycCase, KycCaseDocument, KycCaseEvent
 from app.security.roles import API_METHOD_ACTIONS
@@ -48,6 +50,12 @@ WRITE_COLUMNS = [
 ]
 
 
+def _case_json(result) -> dict:
+    """A case after a workflow step, with the problems a submission found (if any)."""
+    case, problems = result if isinstance(result, tuple) else (result, [])
+    return {"id": case.id, "status": case.status, "problems": problems or None}
+
+
 class KycCaseApi(ServiceModelRestApi):
     resource_name = "kyccase"
     datamodel = CrmSQLAInterface(KycCase)
@@ -68,16 +76,8 @@ class KycCaseApi(ServiceModelRestApi):
     search_columns = ["client_id", "status", "reviewer_id"]
     order_columns = ["id", "submitted_at", "status"]
 
-    def _act(self, action, *args, status: int = 200):
-        try:
-            result = action(*args)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            record_rejection("kyc_case", str(exc))
-            return self.response(exc.status, **exc.as_json())
-        case, problems = result if isinstance(result, tuple) else (result, [])
-        return self.response(status, id=case.id, status=case.status, problems=problems or None)
+    def _act(self, action, *args):
+        return self.run_workflow(lambda: action(*args), _case_json)
 
     @expose("/<int:pk>/submit", methods=["POST"])
     @protect()
@@ -121,7 +121,7 @@ class KycCaseApi(ServiceModelRestApi):
             404: {$ref: '#/components/responses/404'}
             422: {description: no reason given}
         """
-        reason = (request.get_json(silent=True) or {}).get("reason")
+        reason = json_body().get("reason")
         return self._act(services.reject_case, pk, reason)
 
 

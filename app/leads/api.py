@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from flask import request
 from flask_appbuilder.api import expose, protect, safe
 from sqlalchemy import select
 
-from app.core.crud import CrmSQLAInterface, ServiceModelRestApi
+from app.core.crud import CrmSQLAInterface, ServiceModelRestApi, json_body
 from app.core.errors import DomainError, FieldError
 from app.extensions import db
 from app.leads import services
@@ -110,7 +109,7 @@ class LeadApi(ServiceModelRestApi):
             409: {description: a lead is not open}
             422: {$ref: '#/components/responses/422'}
         """
-        other = (request.get_json(silent=True) or {}).get("other_id")
+        other = json_body().get("other_id")
         try:
             if not isinstance(other, int):
                 raise FieldError("must be the id of the lead to merge into this one.", "other_id")

@@ -4,16 +4,15 @@ screens: a broker asking for another broker's application gets 404."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from flask import request
 from flask_appbuilder.api import expose, protect, safe
 
-from app.core.audit import record_rejection
-from app.core.crud import CrmSQLAInterface, ReadOnlyRestApi, ServiceModelRestApi, readable_columns
-from app.core.errors import DomainError
-from app.extensions import db
+from app.core.crud import (
+    CrmSQLAInterface,
+    ReadOnlyRestApi,
+    ServiceModelRestApi,
+    json_body,
+    readable_columns,
+)
 from app.lending import services
 from app.lending.models import (
     EDITABLE_COLUMNS,
@@ -68,11 +67,6 @@ APPLICATION_COLUMNS = [
 ]
 
 
-def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    return body if isinstance(body, dict) else {}
-
-
 class LoanApplicationApi(ServiceModelRestApi):
     resource_name = "loanapplication"
     datamodel = CrmSQLAInterface(LoanApplication)
@@ -107,16 +101,6 @@ class LoanApplicationApi(ServiceModelRestApi):
     search_columns = ["reference", "stage", "bdm_id", "broker_id", "branch_id", "arrears_bucket"]
     order_columns = ["id", "reference", "stage", "amount", "stage_changed_at"]
 
-    def _act(self, action: Callable[[], Any], answer: Callable[[Any], dict], status: int = 200):
-        try:
-            result = action()
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            record_rejection("loan_application", str(exc))
-            return self.response(exc.status, **exc.as_json())
-        return self.response(status, **answer(result))
-
     @expose("/", methods=["POST"])
     @protect()
     @safe
@@ -141,11 +125,11 @@ class LoanApplicationApi(ServiceModelRestApi):
             201: {description: the application's id and reference}
             422: {description: every bad field, e.g. parties-2-abn}
         """
-        body = _body()
+        body = json_body()
         parties = body.get("parties")
         if not isinstance(parties, list) or not all(isinstance(p, dict) for p in parties):
             return self.response(422, message={"parties": ["must be a list of objects."]})
-        return self._act(
+        return self.run_workflow(
             lambda: services.submit_application(body, parties),
             lambda s: {
                 "id": s.application.id,
@@ -169,8 +153,8 @@ class LoanApplicationApi(ServiceModelRestApi):
             404: {$ref: '#/components/responses/404'}
             409: {description: a move the state machine does not allow}
         """
-        body = _body()
-        return self._act(
+        body = json_body()
+        return self.run_workflow(
             lambda: services.move_stage(
                 pk, body.get("stage", ""), body.get("note"), body.get("settled_on")
             ),
@@ -189,8 +173,8 @@ class LoanApplicationApi(ServiceModelRestApi):
             404: {$ref: '#/components/responses/404'}
             422: {description: a bad amount, or more than the whole balance}
         """
-        return self._act(
-            lambda: services.record_repayment(pk, _body()),
+        return self.run_workflow(
+            lambda: services.record_repayment(pk, json_body()),
             lambda r: {
                 "id": r.id,
                 "amount": str(r.amount),
@@ -212,8 +196,8 @@ class LoanApplicationApi(ServiceModelRestApi):
             201: {description: the note's id}
             404: {$ref: '#/components/responses/404'}
         """
-        body = _body()
-        return self._act(
+        body = json_body()
+        return self.run_workflow(
             lambda: services.add_note(pk, body.get("body"), body.get("remind_on")),
             lambda n: {"id": n.id},
             201,
@@ -230,8 +214,8 @@ class LoanApplicationApi(ServiceModelRestApi):
             201: {description: the fee's id}
             404: {$ref: '#/components/responses/404'}
         """
-        return self._act(
-            lambda: services.add_fee(pk, _body()),
+        return self.run_workflow(
+            lambda: services.add_fee(pk, json_body()),
             lambda f: {"id": f.id, "status": f.status, "amount": str(f.amount)},
             201,
         )
@@ -248,8 +232,8 @@ class LoanApplicationApi(ServiceModelRestApi):
             404: {$ref: '#/components/responses/404'}
             409: {description: already paid}
         """
-        return self._act(
-            lambda: services.pay_fee(pk, fee_id, _body().get("paid_on")),
+        return self.run_workflow(
+            lambda: services.pay_fee(pk, fee_id, json_body().get("paid_on")),
             lambda f: {"id": f.id, "status": f.status},
         )
 

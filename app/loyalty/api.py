@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask_appbuilder.api import expose, protect, safe
 
-from app.core.crud import CrmSQLAInterface, ReadOnlyRestApi, readable_columns
-from app.forex.api import _ActionApi, _body
+from app.core.crud import CrmSQLAInterface, ReadOnlyRestApi, json_body, readable_columns
+from app.forex.api import _ActionApi
 from app.forex.views import RW_PERMISSIONS
 from app.loyalty import services
 from app.loyalty.models import LoyaltyAccount, LoyaltyTransaction, Voucher, VoucherRedemption
@@ -56,8 +56,8 @@ class LoyaltyApi(_ActionApi):
             409: {description: the voucher is inactive or out of stock}
             422: {description: not enough points, naming both numbers}
         """
-        return self._act(
-            lambda: services.redeem(_body()),
+        return self.run_workflow(
+            lambda: services.redeem(json_body()),
             lambda r: {
                 "id": r.id,
                 "client_id": r.client_id,

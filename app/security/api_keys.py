@@ -14,7 +14,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 import click
-from flask import current_app, request
+from flask import current_app
 from flask.cli import with_appcontext
 from flask_appbuilder.api import BaseApi, expose, protect, safe
 from flask_appbuilder.security.sqla.models import ApiKey, User
@@ -22,6 +22,7 @@ from marshmallow import Schema, fields
 from sqlalchemy import select
 
 from app.core.audit import record_rejection
+from app.core.crud import json_body
 from app.core.errors import ConflictError, DomainError, FieldError, NotFound
 from app.core.validators import clean_text, parse_date
 from app.extensions import db
@@ -173,9 +174,7 @@ class ApiKeyAdminApi(BaseApi):
             401: {$ref: '#/components/responses/401'}
             422: {$ref: '#/components/responses/422'}
         """
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            body = {}
+        body = json_body()
         try:
             created = create_key(body.get("username"), body.get("name"), body.get("expires_on"))
         except DomainError as exc:
