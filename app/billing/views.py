@@ -149,9 +149,24 @@ class BillingProductView(ServiceModelView):
 # ---- quotations -------------------------------------------------------------------------------
 
 
+def _active_products() -> list[BillingProduct]:
+    """The products a draft's new line can be chosen from."""
+    return list(
+        db.session.scalars(
+            select(BillingProduct).where(BillingProduct.active.is_(True)).order_by("name")
+        )
+    )
+
+
 class _LinedDocumentView(_BillingView):
     """A quotation or invoice screen: its draft's lines are added and removed, and its PDF is
     downloaded (audited), through the desk's services named by the subclass."""
+
+    @expose("/edit/<pk>", methods=["GET", "POST"])
+    @has_access
+    def edit(self, pk):
+        """A document is changed line by line on its page, not through a generated form."""
+        return redirect(url_for(f"{self.endpoint}.show", pk=pk))
 
     get_document: Callable[..., Any]
     add_document_line: Callable[[Any, Any], Any]
@@ -240,11 +255,6 @@ class QuotationView(_LinedDocumentView):
     def add(self):
         return self._new("New quotation", services.create_quotation, ("valid_until", "Valid until"))
 
-    @expose("/edit/<pk>", methods=["GET", "POST"])
-    @has_access
-    def edit(self, pk):
-        return redirect(url_for(f"{self.endpoint}.show", pk=pk))
-
     @expose("/show/<pk>", methods=["GET"])
     @has_access
     def show(self, pk):
@@ -252,9 +262,7 @@ class QuotationView(_LinedDocumentView):
             quotation = services.get_quotation(int(pk))
         except (NotFound, ValueError):
             abort(404)
-        products = db.session.scalars(
-            select(BillingProduct).where(BillingProduct.active.is_(True)).order_by("name")
-        ).all()
+        products = _active_products()
         self.extra_args = {
             **self.extra_args,
             "quotation": quotation,
@@ -357,11 +365,6 @@ class InvoiceView(_LinedDocumentView):
     def add(self):
         return self._new("New invoice", services.create_invoice, ("due_date", "Due date"))
 
-    @expose("/edit/<pk>", methods=["GET", "POST"])
-    @has_access
-    def edit(self, pk):
-        return redirect(url_for(f"{self.endpoint}.show", pk=pk))
-
     @expose("/show/<pk>", methods=["GET"])
     @has_access
     def show(self, pk):
@@ -369,9 +372,7 @@ class InvoiceView(_LinedDocumentView):
             invoice = services.get_invoice(int(pk))
         except (NotFound, ValueError):
             abort(404)
-        products = db.session.scalars(
-            select(BillingProduct).where(BillingProduct.active.is_(True)).order_by("name")
-        ).all()
+        products = _active_products()
         self.extra_args = {
             **self.extra_args,
             "invoice": invoice,
