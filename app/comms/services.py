@@ -248,6 +248,139 @@ def already_notified(event_keys: Iterable[str], batch: int = 500) -> set[str]:
     return found
 
 
+@dataclass(frozen=True)
+class Message:
+    """One event for ``notify_many``: to a member of staff (``user_id``) or to someone outside
+    the CRM at ``address``, with the same meaning as ``notify``'s arguments."""
+
+    kind: str
+    key: str
+    subject: str
+    body: str
+    user_id: int | None = None
+    address: str | None = None
+    related_type: str | None = None
+    related_id: int | str | None = None
+    link: str | None = None
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
+
+
+def notify_many(messages: Iterable[Message], batch: int = 1000) -> list[Message]:
+    """``notify`` for a whole sweep: the same rows (channels by the recipient's preferences, one
+    idempotency key per event and channel, nothing for an event already in the outbox), read and
+    written a batch at a time: recipients, preferences and existing keys in one query each per
+    batch, and the new rows in one bulk insert. Returns the messages that added at least one row
+    (the caller commits)."""
+    messages = list(messages)
+    added: list[Message] = []
+    for start in range(0, len(messages), batch):
+        added.extend(_notify_batch(messages[start : start + batch]))
+    return added
+
+
+def _notify_batch(messages: list[Message]) -> list[Message]:
+    from sqlalchemy import insert
+
+    from app.org.models import StaffProfile
+
+    user_ids = {m.user_id for m in messages if m.user_id is not None}
+    if any(m.user_id is None and m.address is None for m in messages):
+        raise ValueError("notify one recipient: a user or an address")
+    emails = dict(
+        db.session.execute(
+            select(User.id, User.email).where(User.id.in_(user_ids)), execution_options=UNSCOPED
+        ).all()
+    )
+    prefs = {
+        row.user_id: Preferences(row.email_enabled, row.sms_enabled, row.in_app_enabled, row.digest)
+        for row in db.session.scalars(
+            select(NotificationPreference).where(NotificationPreference.user_id.in_(user_ids)),
+            execution_options=UNSCOPED,
+        )
+    }
+    wants_sms = {m.user_id for m in messages if m.user_id is not None and "sms" in m.channels}
+    phones = (
+        dict(
+            db.session.execute(
+                select(StaffProfile.user_id, StaffProfile.phone).where(
+                    StaffProfile.user_id.in_(wants_sms)
+                ),
+                execution_options=UNSCOPED,
+            ).all()
+        )
+        if wants_sms
+        else {}
+    )
+
+    def rows_of(message: Message) -> list[tuple[str, str, str | None, str, str | None]]:
+        """(row key, channel, address, status, sent) the message would write, before existing."""
+        if message.address is not None:
+            channel = "sms" if message.address.startswith("+") else "email"
+            if channel not in message.channels:
+                return []
+            return [(f"{message.key}:{channel}", channel, message.address, "pending", None)]
+        pref = prefs.get(message.user_id, Preferences())
+        out = []
+        for channel in dict.fromkeys(message.channels):
+            if channel not in CHANNELS or not pref.allows(channel):
+                continue
+            if channel == "in_app":
+                out.append((f"{message.key}:{channel}", channel, None, "sent", "now"))
+                continue
+            address = (
+                emails.get(message.user_id) if channel == "email" else phones.get(message.user_id)
+            )
+            if not address:
+                continue
+            status = "held" if channel == "email" and pref.digest != "none" else "pending"
+            out.append((f"{message.key}:{channel}", channel, address, status, None))
+        return out
+
+    planned = [(message, rows_of(message)) for message in messages]
+    existing = set(
+        db.session.scalars(
+            select(Notification.idempotency_key).where(
+                Notification.idempotency_key.in_([r[0] for _, rows in planned for r in rows])
+            ),
+            execution_options=UNSCOPED,
+        )
+    )
+    now = utcnow()
+    values: list[dict[str, Any]] = []
+    added: list[Message] = []
+    for message, rows in planned:
+        fresh = [r for r in rows if r[0] not in existing]
+        existing.update(r[0] for r in fresh)
+        if not fresh:
+            continue
+        added.append(message)
+        for row_key, channel, address, status, sent in fresh:
+            values.append(
+                {
+                    "idempotency_key": row_key,
+                    "channel": channel,
+                    "kind": message.kind,
+                    "recipient_user_id": message.user_id,
+                    "address": address,
+                    "subject": message.subject[:200],
+                    "body": message.body,
+                    "link": message.link,
+                    "related_type": message.related_type,
+                    "related_id": None if message.related_id is None else str(message.related_id),
+                    "status": status,
+                    "attempts": 0,
+                    "sent_at": now if sent else None,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+            )
+    if values:
+        db.session.execute(insert(Notification), values, execution_options=UNSCOPED)
+    if any(v["status"] == "pending" for v in values):
+        db.session.info["crm_outbox_has_new"] = True
+    return added
+
+
 # ---- after commit: wake the dispatcher --------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import selectinload
 
 from app.clients.models import Client
 from app.comms.models import Notification
-from app.comms.services import already_notified, notify
+from app.comms.services import Message, already_notified, notify, notify_many
 from app.core.errors import FieldError, PermissionDenied
 from app.core.types import utcnow
 from app.core.unit_of_work import without_autoflush
@@ -176,20 +176,35 @@ def save_task(task: Task, actor: Actor | None = None) -> Task:
     return task
 
 
-def notify_assigned(task: Task) -> list[Notification]:
+def assignment_message(task: Task) -> Message:
+    """The message telling a task's assignee about it (a flushed task: it has its id)."""
     due = task.due_at.strftime("%Y-%m-%d %H:%M UTC")
     about = _about(task)
     body = f"{task.title}\nDue: {due}\nPriority: {task.priority}{about}"
     if task.description:
         body += f"\n\n{task.description}"
-    return notify(
+    return Message(
         kind="task_assigned",
         key=f"task-assigned:{task.id}:{task.assignee_id}",
         subject=f"New task: {task.title} (due {due})",
         body=body,
         user_id=task.assignee_id,
-        related=task,
+        related_type=Task.__tablename__,
+        related_id=task.id,
         link=f"/taskview/show/{task.id}",
+    )
+
+
+def notify_assigned(task: Task) -> list[Notification]:
+    message = assignment_message(task)
+    return notify(
+        kind=message.kind,
+        key=message.key,
+        subject=message.subject,
+        body=message.body,
+        user_id=message.user_id,
+        related=task,
+        link=message.link,
     )
 
 
@@ -276,21 +291,28 @@ def send_task_reminders(now: datetime | None = None) -> dict[str, int]:
         (due_soon, "task_due", _due_key, "Due soon: {title} ({due})", "Due"),
         (overdue, "task_overdue", _overdue_key, "Overdue: {title} (was due {due})", "Was due"),
     )
+    messages = []
     for tasks, kind, key_of, subject, due_label in batches:
         for task in tasks:
             key = key_of(task)
             if key in done:
                 continue
+            done.add(key)
             due = task.due_at.strftime("%Y-%m-%d %H:%M UTC")
-            notify(
-                kind=kind,
-                key=key,
-                subject=subject.format(title=task.title, due=due),
-                body=f"{task.title}\n{due_label}: {due}\nPriority: {task.priority}{_about(task)}",
-                user_id=task.assignee_id,
-                related=task,
-                link=f"/taskview/show/{task.id}",
+            messages.append(
+                Message(
+                    kind=kind,
+                    key=key,
+                    subject=subject.format(title=task.title, due=due),
+                    body=f"{task.title}\n{due_label}: {due}\nPriority: {task.priority}"
+                    f"{_about(task)}",
+                    user_id=task.assignee_id,
+                    related_type=Task.__tablename__,
+                    related_id=task.id,
+                    link=f"/taskview/show/{task.id}",
+                )
             )
             report[kind] += 1
+    notify_many(messages)  # one bulk insert, not a notify() per task
     db.session.commit()
     return report
