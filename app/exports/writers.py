@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import re
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -229,6 +230,15 @@ def _pdf_cell(value: Any) -> str:
     return str(value)
 
 
+def _wrap(text: str, fits: int) -> str:
+    """A long cell broken into lines of at most ``fits`` characters (at spaces where it can,
+    inside a word where it must). A table cell of plain lines costs a fraction of a wrapped
+    paragraph to lay out: measuring a paragraph's words dominated the time of a large PDF."""
+    return "\n".join(
+        textwrap.wrap(text, width=fits, break_on_hyphens=False, drop_whitespace=True) or [""]
+    )
+
+
 def _numbered_canvas():
     from reportlab.pdfgen.canvas import Canvas
 
@@ -311,8 +321,8 @@ def write_pdf(
         fits = max(8, int(width / (7 * 0.5)))  # characters of 7 pt Helvetica in a column
         header = [Paragraph(escape(c), head_style) for c in columns]
 
-        def cell(text: str, fits: int = fits) -> Any:
-            return Paragraph(escape(text), cell_style) if len(text) > fits else text
+        def cell(text: str, fits: int = fits) -> str:
+            return _wrap(text, fits) if len(text) > fits or "\n" in text else text
 
         chunk: list[list[Any]] = []
         emitted = False
