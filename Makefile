@@ -27,9 +27,12 @@ services:
 test: $(STAMP) services
 	$(BIN)/pytest
 
-# Not part of `make test`: 100,000 leads checked and imported into a throw-away PostgreSQL database.
+# Not part of `make test`: fills the PostgreSQL database fincrm_bench (skipped when already filled
+# by the same generator), then measures screens, API, dashboards, jobs, a PDF and the 100,000-lead
+# import (scripts/bench_import.py, its own throw-away database). Figures: bench-results/*.json.
 bench: $(STAMP) services
-	$(BIN)/python scripts/bench_import.py
+	$(BIN)/python scripts/bench_data.py
+	$(BIN)/python scripts/bench_run.py
 
 worker: $(STAMP)
 	$(BIN)/python worker.py
