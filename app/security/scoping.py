@@ -180,6 +180,8 @@ def _branch_of(user_id: int) -> int | None:
 def _add_scope_criteria(state: ORMExecuteState) -> None:
     if not state.is_select or state.execution_options.get("crm_unscoped"):
         return
+    if state.all_mappers and all(m.class_ in _SECURITY_MODELS for m in state.all_mappers):
+        return  # users, roles, permissions: never scoped (and loading the user finds the actor)
     actor = current_actor()
     if actor is None:
         return
@@ -215,6 +217,7 @@ def _check_written_rows_visible(session: Session, flush_context: object) -> None
             )
 
 
+_SECURITY_MODELS: set[type] = set()
 _installed = False
 
 
@@ -223,6 +226,18 @@ def install_row_scoping(db: object) -> None:
     global _installed
     if _installed:
         return
+    from flask_appbuilder.security.sqla import models as security
+
+    _SECURITY_MODELS.update(
+        (
+            security.User,
+            security.Role,
+            security.Group,
+            security.Permission,
+            security.ViewMenu,
+            security.PermissionView,
+        )
+    )
     event.listen(Session, "do_orm_execute", _add_scope_criteria)
     event.listen(Session, "after_flush", _check_written_rows_visible)
     _installed = True
