@@ -94,3 +94,16 @@ def relation_loads(model: type, columns: list[str] | tuple[str, ...]) -> list[An
                 options.append(loader)
             mapper = relationship.mapper
     return options
+
+
+def trigram_index(table: str, column: str) -> Any:
+    """A pg_trgm GIN index on ``column``, for the lists' "contains" searches (``ILIKE '%x%'``);
+    PostgreSQL only (other databases scan, as before)."""
+    from sqlalchemy import Index
+
+    return Index(
+        f"ix_{table}_{column}_trgm",
+        column,
+        postgresql_using="gin",
+        postgresql_ops={column: "gin_trgm_ops"},
+    ).ddl_if(dialect="postgresql")
