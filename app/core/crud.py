@@ -89,6 +89,10 @@ class CrmSQLAInterface(SQLAInterface):
     """Related records a list shows (its relation columns, and those its properties read):
     loaded with the page. Set by the screen that lists them."""
 
+    def __init__(self, obj: type, session: Any = None, list_relations: tuple[str, ...] = ()):
+        super().__init__(obj, session)
+        self.list_relations = tuple(list_relations)
+
     def query(
         self,
         filters: Any = None,
