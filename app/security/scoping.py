@@ -177,10 +177,21 @@ def _branch_of(user_id: int) -> int | None:
     ).scalar_one_or_none()
 
 
+def _reads_security_tables_only(state: ORMExecuteState) -> bool:
+    """A statement that touches FAB's security tables and nothing else (loading the signed-in
+    user, their roles, the permissions): no scoped row can be among its results."""
+    from sqlalchemy.sql.util import find_tables
+
+    if not state.all_mappers or not all(m.class_ in _SECURITY_MODELS for m in state.all_mappers):
+        return False
+    tables = find_tables(state.statement, include_joins=True, include_aliases=True)
+    return all(getattr(t, "name", "").startswith("ab_") for t in tables)
+
+
 def _add_scope_criteria(state: ORMExecuteState) -> None:
     if not state.is_select or state.execution_options.get("crm_unscoped"):
         return
-    if state.all_mappers and all(m.class_ in _SECURITY_MODELS for m in state.all_mappers):
+    if _reads_security_tables_only(state):
         return  # users, roles, permissions: never scoped (and loading the user finds the actor)
     actor = current_actor()
     if actor is None:
