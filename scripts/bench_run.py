@@ -491,7 +491,7 @@ def run_pdf(app) -> Result:
     probe = io.BytesIO()
     write_pdf(Table("Leads", columns, iter(rows[:400])), probe)
     per_page = 400 / len(PdfReader(io.BytesIO(probe.getvalue())).pages)
-    wanted = rows[: int(per_page * PDF_PAGES * 1.05)]  # a little over: at least PDF_PAGES
+    wanted = rows[: int(per_page * PDF_PAGES * 1.1)]  # a little over: at least PDF_PAGES
     out = io.BytesIO()
     started = time.perf_counter()
     write_pdf(Table("Leads", columns, iter(wanted)), out)
