@@ -1,0 +1,175 @@
+"""Faults the back office survives: PostgreSQL restarted under the app, Redis down, a worker
+killed with SIGKILL in the middle of a job, S3 unreachable or the database failing after the file
+was stored. Each server that a test stops is a private one (its own port and data directory)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app.comms.models import Notification
+from app.core.jobs import enqueue
+from app.core.types import utcnow
+from app.extensions import db
+from app.leads.models import Lead
+from tests.fault_support import WorkerProcess, private_postgres, private_redis, wait_until
+from tests.smtp_server import smtp_server
+from tests.support import (
+    api_token,
+    build_app,
+    login,
+    make_branch,
+    make_staff,
+    prepare_schema,
+)
+
+FORM_TIME = "%Y-%m-%d %H:%M:%S"
+
+
+def _bearer(client, username: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_token(client, username)}"}
+
+
+# ---- PostgreSQL restarted while the app serves requests --------------------------------------
+
+
+def test_after_a_postgres_restart_requests_succeed_and_nothing_committed_is_lost():
+    with private_postgres() as server:
+        app = build_app(server.url)
+        prepare_schema(app)
+        client = app.test_client()
+        with app.app_context():
+            agent = make_staff("Agent", make_branch("PGR"))
+            db.session.commit()
+            username = agent.user.username
+        auth = _bearer(client, username)
+        login(client, username)
+
+        before = client.post(
+            "/api/v1/lead/",
+            json={"first_name": "Before", "last_name": "Restart", "email": "before@example.com"},
+            headers=auth,
+        )
+        assert before.status_code == 201, before.json
+        assert client.get("/leadview/list/").status_code == 200
+        with app.app_context():  # the pool now holds connections the restart will cut
+            assert db.engine.pool.checkedin() >= 1
+
+        server.restart()
+
+        # Every request after the restart succeeds: the pool tests a connection before use.
+        for _ in range(3):
+            page = client.get("/leadview/list/")
+            assert page.status_code == 200
+            assert "before@example.com" in page.get_data(as_text=True)
+        after = client.post(
+            "/api/v1/lead/",
+            json={"first_name": "After", "last_name": "Restart", "email": "after@example.com"},
+            headers=auth,
+        )
+        assert after.status_code == 201, after.json
+        listed = client.get("/api/v1/lead/", headers=auth)
+        assert listed.status_code == 200
+        assert {row["email"] for row in listed.json["result"]} == {
+            "before@example.com",
+            "after@example.com",
+        }
+        with app.app_context():
+            emails = set(db.session.scalars(select(Lead.email)))
+            assert emails == {"before@example.com", "after@example.com"}
+            db.session.remove()
+            db.engine.dispose()
+
+
+# ---- Redis down: screens work, notifications wait in the outbox ------------------------------
+
+
+@pytest.fixture
+def redis_server():
+    with private_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def mailbox(pg_app, monkeypatch):
+    with smtp_server() as (box, port):
+        monkeypatch.setitem(pg_app.config, "MAIL_SERVER", "127.0.0.1")
+        monkeypatch.setitem(pg_app.config, "MAIL_PORT", port)
+        box.port = port
+        yield box
+
+
+def test_with_redis_down_screens_work_and_notifications_are_sent_once_it_is_back(
+    pg_app, pg_client, redis_server, mailbox, monkeypatch
+):
+    branch = make_branch("RDS")
+    manager = make_staff("Manager", branch)
+    agent = make_staff("Agent", branch)
+    db.session.commit()
+    monkeypatch.setitem(pg_app.config, "REDIS_URL", redis_server.url)
+    redis_server.stop()
+
+    assert login(pg_client, manager.user.username).status_code == 302
+    assert pg_client.get("/leadview/list/").status_code == 200
+    created = pg_client.post(
+        "/leadview/add",
+        data={
+            "first_name": "Asha",
+            "last_name": "Redisless",
+            "email": "asha.redisless@example.com",
+            "source": "manual",
+            "status": "new",
+            "assigned_agent": str(agent.user_id),
+        },
+    )
+    assert created.status_code == 302, created.get_data(as_text=True)[:2000]
+    assert db.session.scalars(select(Lead.email)).all() == ["asha.redisless@example.com"]
+    task = pg_client.post(
+        "/taskview/add",
+        data={
+            "title": "Call Asha while the queue is down",
+            "due_at": (utcnow() + timedelta(days=1)).strftime(FORM_TIME),
+            "priority": "high",
+            "status": "open",
+            "assignee": str(agent.user_id),
+        },
+    )
+    assert task.status_code == 302, task.get_data(as_text=True)[:2000]
+    assert pg_client.get("/taskview/list/").status_code == 200
+    assert "Call Asha while the queue is down" in pg_client.get("/taskview/list/").get_data(
+        as_text=True
+    )
+    db.session.expire_all()
+    email = db.session.scalars(
+        select(Notification).where(
+            Notification.kind == "task_assigned", Notification.channel == "email"
+        )
+    ).one()
+    assert email.status == "pending"  # waiting in the outbox
+    assert mailbox.messages == []
+
+    redis_server.start()  # Redis is back (empty: nothing was kept)
+    worker = WorkerProcess(
+        pg_app.config["SQLALCHEMY_DATABASE_URI"],
+        redis_server.url,
+        "notifications",
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=str(mailbox.port),
+    ).start()
+    try:
+        # The minute's periodic run of the outbox, as the scheduler enqueues it.
+        enqueue("app.comms.jobs.dispatch_outbox", queue="notifications", retries=0)
+        assert mailbox.wait_for(1, timeout=60), "nothing was sent once Redis was back"
+        assert wait_until(lambda: _status_of(email.id) == "sent", timeout=30)
+    finally:
+        worker.stop()
+    (message,) = mailbox.to(agent.user.email)
+    assert "Call Asha while the queue is down" in message["Subject"]
+    assert len(mailbox.messages) == 1
+
+
+def _status_of(notification_id: int) -> str:
+    db.session.expire_all()
+    return db.session.get(Notification, notification_id).status
