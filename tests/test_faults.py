@@ -4,26 +4,34 @@ was stored. Each server that a test stops is a private one (its own port and dat
 
 from __future__ import annotations
 
+import io
+import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+import redis
+from rq import Queue
+from rq.registry import StartedJobRegistry
+from sqlalchemy import func, select
 
+from app.audit.models import AuditLog
 from app.comms.models import Notification
 from app.core.jobs import enqueue
 from app.core.types import utcnow
 from app.extensions import db
-from app.leads.models import Lead
+from app.leads.models import Lead, LeadImport
 from tests.fault_support import WorkerProcess, private_postgres, private_redis, wait_until
 from tests.smtp_server import smtp_server
 from tests.support import (
     api_token,
     build_app,
+    count,
     login,
     make_branch,
     make_staff,
     prepare_schema,
 )
+from tests.test_import import _csv
 
 FORM_TIME = "%Y-%m-%d %H:%M:%S"
 
@@ -173,3 +181,73 @@ def test_with_redis_down_screens_work_and_notifications_are_sent_once_it_is_back
 def _status_of(notification_id: int) -> str:
     db.session.expire_all()
     return db.session.get(Notification, notification_id).status
+
+
+# ---- a worker killed with SIGKILL in the middle of a job -------------------------------------
+
+
+def _import_status(import_id: int) -> tuple[str, int]:
+    db.session.expire_all()
+    row = db.session.get(LeadImport, import_id)
+    return row.status, row.processed_rows
+
+
+def test_an_import_killed_mid_job_imports_each_row_exactly_once_after_a_restart(
+    pg_app, pg_client, redis_server, monkeypatch
+):
+    agent = make_staff("Agent", make_branch("KIL"))
+    db.session.commit()
+    login(pg_client, agent.user.username)
+    total = 4000
+    data = _csv([[f"Kim{i}", "Killed", f"kim{i}@example.com", "", ""] for i in range(total)])
+    uploaded = pg_client.post(
+        "/leadimportview/upload",
+        data={"file": (io.BytesIO(data), "leads.csv")},
+        content_type="multipart/form-data",
+    )
+    assert uploaded.status_code == 302
+    import_id = int(uploaded.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    assert _import_status(import_id)[0] == "checked"  # checked inline (no Redis yet)
+
+    monkeypatch.setitem(pg_app.config, "REDIS_URL", redis_server.url)
+    database = pg_app.config["SQLALCHEMY_DATABASE_URI"]
+    first = WorkerProcess(database, redis_server.url, "default").start()
+    try:
+        assert pg_client.post(f"/leadimportview/import/{import_id}").status_code == 302
+        # The job has read the first rows inside its transaction: kill it there.
+        assert wait_until(lambda: _import_status(import_id)[1] >= 500, timeout=60)
+        first.kill_9()
+    finally:
+        first.stop()
+    assert _import_status(import_id)[0] == "importing"
+    assert count(Lead) == 0  # the killed transaction wrote nothing
+
+    connection = redis.Redis.from_url(redis_server.url)
+    second = WorkerProcess(database, redis_server.url, "default").start()
+    try:
+        # The worker's registry maintenance, once the dead worker's heartbeat has run out:
+        # the abandoned job is handed back to the queue.
+        StartedJobRegistry("default", connection=connection).cleanup(time.time() + 600)
+        assert wait_until(lambda: _import_status(import_id)[0] == "imported", timeout=90), (
+            _import_status(import_id)
+        )
+        # A duplicate run of the same job (a retry after all) finds the work done.
+        again = Queue("default", connection=connection).enqueue(
+            "app.core.jobs.run_job", "app.leads.imports.import_rows_job", import_id
+        )
+        assert wait_until(lambda: again.get_status(refresh=True) == "finished", timeout=60)
+        assert again.return_value() is None  # nothing left to do
+    finally:
+        second.stop()
+    db.session.expire_all()
+    assert count(Lead) == total
+    assert db.session.scalar(select(func.count(func.distinct(Lead.email)))) == total
+    assert db.session.get(LeadImport, import_id).imported_rows == total
+    events = db.session.scalars(
+        select(AuditLog).where(
+            AuditLog.action == "import",
+            AuditLog.record_type == LeadImport.__tablename__,
+            AuditLog.record_id == str(import_id),
+        )
+    ).all()
+    assert len(events) == 1
