@@ -6,21 +6,29 @@ from __future__ import annotations
 
 import io
 import time
+import uuid
 from datetime import timedelta
 
+import boto3
 import pytest
 import redis
+from botocore.config import Config as BotoConfig
 from rq import Queue
 from rq.registry import StartedJobRegistry
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from app.audit.models import AuditLog
 from app.comms.models import Notification
 from app.core.jobs import enqueue
 from app.core.types import utcnow
+from app.documents import services
+from app.documents.models import Document
 from app.extensions import db
 from app.leads.models import Lead, LeadImport
 from tests.fault_support import WorkerProcess, private_postgres, private_redis, wait_until
+from tests.s3_server import aws_test_credentials, moto_s3_server
 from tests.smtp_server import smtp_server
 from tests.support import (
     api_token,
@@ -31,6 +39,7 @@ from tests.support import (
     make_staff,
     prepare_schema,
 )
+from tests.test_documents import add_client, api_upload, pdf, screen_upload, use_storage
 from tests.test_import import _csv
 
 FORM_TIME = "%Y-%m-%d %H:%M:%S"
@@ -251,3 +260,105 @@ def test_an_import_killed_mid_job_imports_each_row_exactly_once_after_a_restart(
         )
     ).all()
     assert len(events) == 1
+
+
+# ---- S3 unreachable, or the database failing after the file was stored -----------------------
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    with moto_s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def bucket(app, moto_endpoint, monkeypatch):
+    """Documents go to a fresh bucket on a real S3 endpoint; yields a boto3 client and the
+    bucket's name, to look inside it as an operator would."""
+    aws_test_credentials(monkeypatch)
+    name = f"faults-{uuid.uuid4().hex[:12]}"
+    use_storage(
+        app, monkeypatch, STORAGE_BACKEND="s3", S3_BUCKET=name, S3_ENDPOINT_URL=moto_endpoint
+    ).ensure_bucket()
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        config=BotoConfig(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    yield s3, name
+
+
+def _objects(s3_and_bucket) -> list[str]:
+    s3, name = s3_and_bucket
+    return [item["Key"] for item in s3.list_objects_v2(Bucket=name).get("Contents", [])]
+
+
+@pytest.fixture
+def owner(app):
+    agent = make_staff("Agent", make_branch("DOC"))
+    client = add_client(agent, "Asha Traders")
+    db.session.commit()
+    return agent.user.username, client.id
+
+
+def test_s3_unreachable_during_an_upload_on_the_screen_says_so_and_keeps_no_row(
+    app, client, owner, monkeypatch
+):
+    username, client_id = owner
+    use_storage(
+        app,
+        monkeypatch,
+        STORAGE_BACKEND="s3",
+        S3_BUCKET="nowhere",
+        S3_ENDPOINT_URL="http://127.0.0.1:1",  # nothing listens there
+    )
+    login(client, username)
+    page = screen_upload(client, pdf(), "pan.pdf", client=str(client_id))
+    assert page.status_code == 200
+    assert "the file could not be stored" in page.get_data(as_text=True)
+    assert count(Document) == 0
+
+
+def test_two_uploads_taking_the_same_version_keep_one_row_and_one_file(
+    app, client, owner, bucket, monkeypatch
+):
+    username, client_id = owner
+    auth = _bearer(client, username)
+    first = api_upload(client, auth, pdf("one"), "pan.pdf", client_id=str(client_id))
+    assert first.status_code == 201, first.json
+    assert len(_objects(bucket)) == 1
+    # The second upload computed its version before the first committed: both are "v1".
+    monkeypatch.setattr(services, "next_version", lambda owner, doc_type: 1)
+
+    second = api_upload(client, auth, pdf("two"), "pan.pdf", client_id=str(client_id))
+    assert second.status_code == 409, second.json
+    assert "saved at the same moment" in second.json["message"]["file"][0]
+    login(client, username)
+    page = screen_upload(client, pdf("three"), "pan.pdf", client=str(client_id))
+    assert "saved at the same moment" in page.get_data(as_text=True)
+
+    assert count(Document) == 1
+    (kept,) = _objects(bucket)  # the refused uploads' files were removed again
+    assert kept == db.session.scalars(select(Document.storage_key)).one()
+
+
+def test_a_database_failure_at_commit_leaves_no_stored_file_behind(
+    app, client, owner, bucket, monkeypatch
+):
+    username, client_id = owner
+
+    def database_fails(session, flush_context, instances):
+        if any(isinstance(item, Document) for item in session.new):
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    event.listen(Session, "before_flush", database_fails)
+    try:
+        response = api_upload(
+            client, _bearer(client, username), pdf(), "pan.pdf", client_id=str(client_id)
+        )
+        assert response.status_code == 500, response.json
+    finally:
+        event.remove(Session, "before_flush", database_fails)
+    assert count(Document) == 0
+    assert _objects(bucket) == []
