@@ -13,11 +13,15 @@ from sqlalchemy import select
 from app.billing.models import Invoice, Payment
 from app.clients.models import Client
 from app.extensions import db
+from app.forex import wallets
+from app.forex.models import Wallet
 from app.kyc.models import KycCase, KycCaseEvent
 from app.leads.models import Lead
 from app.ledger import services as ledger
 from app.lending.models import LoanRepayment
 from tests.billing_support import issued_invoice, make_client
+from tests.forex_support import desk as fx_desk
+from tests.forex_support import forget_currency_accounts  # noqa: F401  (autouse clean-up)
 from tests.lending_support import make_settled_loan
 from tests.support import count, login, make_branch, make_lead, make_staff
 from tests.test_kyc import auth, prepared_case
@@ -144,6 +148,30 @@ def test_an_invoice_payment_form_sent_twice_records_one_payment(pg_app, pg_clien
     assert count(Payment) == 1
     db.session.expire_all()
     assert db.session.get(Invoice, invoice.id).balance_due == Decimal("1000.00")
+    assert balanced()
+
+
+def test_a_wallet_deposit_sent_twice_at_once_deposits_once(pg_app):
+    manager = make_staff("Manager", make_branch(tz="UTC"))
+    client = fx_desk(make_staff("Agent", manager.branch))  # a USD wallet holding 1,000.00
+    wallet_id = wallets.wallet_for(client.id, "USD", create=False).id
+    tabs = [pg_app.test_client() for _ in range(2)]
+    for tab in tabs:
+        login(tab, manager.user.username)
+    page = tabs[0].get(f"/walletview/show/{wallet_id}").get_data(as_text=True)
+    token = re.findall(r'name="submission_id" value="([^"]+)"', page)[0]  # the deposit form
+    form = {"amount": "250.00", "memo": "cash at the counter", "submission_id": token}
+
+    at_once(
+        [lambda tab=tab: tab.post(f"/walletview/deposit/{wallet_id}", data=form) for tab in tabs]
+    )
+
+    said = sorted(flashes(tab) for tab in tabs)
+    assert said[0] == "Deposited: the USD wallet holds 1,250.00."
+    assert "was already sent and acted on once" in said[1]
+    db.session.expire_all()
+    wallet = db.session.get(Wallet, wallet_id)
+    assert wallet.balance == Decimal("1250.00") == wallets.ledger_balance(wallet)
     assert balanced()
 
 
