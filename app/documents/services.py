@@ -191,7 +191,8 @@ _UNCOMMITTED_FILES = "crm_uncommitted_files"
 
 @event.listens_for(Session, "after_commit")
 def _keep_stored_files(session: Session) -> None:
-    session.info.pop(_UNCOMMITTED_FILES, None)
+    if not session.in_nested_transaction():  # a savepoint's commit is not the transaction's
+        session.info.pop(_UNCOMMITTED_FILES, None)
 
 
 @event.listens_for(Session, "after_transaction_end")
