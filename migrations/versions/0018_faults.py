@@ -2,7 +2,7 @@
 page or a retried POST of a repayment or payment does its work once)
 
 Revision ID: a7b8c9d00018
-Revises: d4e5f6a70015
+Revises: e5f6a7b80016
 Create Date: 2026-11-21 16:10:00.000000
 
 """
@@ -14,7 +14,7 @@ import app.core.types  # noqa: F401  (custom column types used by autogenerate)
 
 # revision identifiers, used by Alembic.
 revision = "a7b8c9d00018"
-down_revision = "d4e5f6a70015"
+down_revision = "e5f6a7b80016"
 branch_labels = None
 depends_on = None
 
