@@ -142,7 +142,7 @@ class DocumentView(ExportableListMixin, NoFileDownloadMixin, ModelView):
                 document = services.upload_document(
                     owner, form.doc_type.data, upload.filename, upload.read(), form.expires_on.data
                 )
-                db.session.commit()
+                services.commit_upload()
             except DomainError as exc:
                 db.session.rollback()
                 field = {"client_id": "client", "lead_id": "lead"}.get(exc.field, exc.field)
