@@ -2,7 +2,7 @@
 those, not the paid history)
 
 Revision ID: f6a7b8c90017
-Revises: e5f6a7b80016
+Revises: a7b8c9d00018
 Create Date: 2026-11-21 15:45:00.000000
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "f6a7b8c90017"
-down_revision = "e5f6a7b80016"
+down_revision = "a7b8c9d00018"
 branch_labels = None
 depends_on = None
 
