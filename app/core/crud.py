@@ -294,6 +294,12 @@ class ServiceModelRestApi(AnswersRefusals, ModelRestApi):
             refusal = integrity_refusal(exc, self.datamodel.obj)
             record_rejection(table, str(refusal))
             return self.response(refusal.status, **refusal.as_json())
+        except DataError as exc:  # a value the column cannot hold (a check above missed it)
+            self.datamodel.session.rollback()
+            column = getattr(getattr(exc.orig, "diag", None), "column_name", None)
+            refusal = FieldError("is too large or not of the right kind.", column)
+            record_rejection(table, f"{refusal}: {exc.orig}")
+            return self.response(refusal.status, **refusal.as_json())
         return self.response(status, **answer(result))
 
     def pre_add(self, item: Any) -> None:

@@ -19,6 +19,7 @@ Text rules (every text field, through ``clean_text``):
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 from datetime import date
@@ -249,16 +250,43 @@ def parse_int(value: Any, field: str, low: int, high: int, required: bool = True
     return number
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+MAX_ID = 2**31 - 1
+"""The largest id an Integer primary key holds."""
+
+
+def parse_id(value: Any, field: str) -> int:
+    """A record's id: a whole number from 1 to ``MAX_ID`` (a larger one cannot exist, and the
+    database would fail on it rather than find nothing)."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise FieldError("must be an id (a whole number).", field)
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise FieldError(
+            f"must be an id (a whole number), not {str(value)[:40]!r}.", field
+        ) from None
+    if not 1 <= number <= MAX_ID:
+        raise FieldError(f"must be an id from 1 to {MAX_ID}.", field)
+    return number
+
+
 def parse_date(value: Any, field: str, required: bool = False) -> date | None:
-    """A calendar date from ``YYYY-MM-DD`` text (or a date)."""
+    """A calendar date from ``YYYY-MM-DD`` text (or a date). Only that form: a number such as
+    ``20260215``, a week date or ``0000-00-00`` is refused, as is a day the month lacks."""
     if isinstance(value, date):
         return value
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise FieldError("is required.", field)
         return None
+    text = value.strip() if isinstance(value, str) else ""
     try:
-        return date.fromisoformat(str(value).strip())
+        if not _ISO_DATE.fullmatch(text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
     except ValueError as exc:
         raise FieldError(f"is not a date (YYYY-MM-DD): {str(value)[:40]!r}.", field) from exc
 
