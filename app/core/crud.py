@@ -81,7 +81,14 @@ def integrity_refusal(exc: IntegrityError, model: type) -> DomainError:
 
 class CrmSQLAInterface(SQLAInterface):
     """FAB's data interface, rolling back when a business rule stops a flush; a constraint the
-    database enforces on an edit or delete is refused in words, naming the field."""
+    database enforces on an edit or delete is refused in words, naming the field. An id that
+    is not a whole number the key column can hold (``/show/99999999999999999999``, ``abc``)
+    finds nothing (404) instead of failing in the database."""
+
+    def get(self, id: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self.is_pk_composite() and not _storable_key(self.obj, id):
+            return None
+        return super().get(id, *args, **kwargs)
 
     def add(self, item: Any, commit: bool = True) -> None:
         try:
@@ -113,6 +120,19 @@ class CrmSQLAInterface(SQLAInterface):
                     "other records still refer to it, so it cannot be deleted."
                 ) from exc
             raise
+
+
+def _storable_key(model: type, value: Any) -> bool:
+    """Whether ``value`` could be the single integer primary key of ``model``."""
+    columns = inspect(model).primary_key
+    if len(columns) != 1 or not isinstance(columns[0].type, Integer):
+        return True
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        return False
+    bits = 63 if isinstance(columns[0].type, BigInteger) else 31
+    return -(2**bits) <= number < 2**bits
 
 
 def _no_preparation(item: Any) -> Any:
