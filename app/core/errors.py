@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template_string, request
+from flask import Flask, g, jsonify, render_template_string, request
 
 
 class DomainError(Exception):
@@ -70,7 +70,7 @@ def register_error_handlers(app: Flask) -> None:
     from flask_wtf.csrf import CSRFError
     from werkzeug.exceptions import RequestEntityTooLarge
 
-    from app.core.audit import record_event, record_rejection
+    from app.core.audit import REJECTION_RECORDED, record_event, record_rejection
 
     @app.errorhandler(CSRFError)
     def _csrf_error(error: CSRFError):
@@ -104,7 +104,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def _domain_error(error: DomainError):
-        if error.status in (400, 422):
+        if error.status in (400, 422) and not g.get(REJECTION_RECORDED):
             record_rejection(request.blueprint or "request", str(error))
         if request.path.startswith("/api/"):
             return jsonify(error.as_json()), error.status
