@@ -373,6 +373,25 @@ def test_formulas_in_imported_cells_stay_text_and_exports_neutralise_them(client
     assert ",=HYPERLINK" not in exported and ',"=HYPERLINK' not in exported
 
 
+def test_formulas_in_workbook_cells_are_imported_as_their_text(client, agent):
+    from openpyxl import Workbook
+
+    formula = '=HYPERLINK("http://evil.example","Open")'
+    book = Workbook()
+    book.active.append(HEADER)
+    book.active.append(["Asha", "Verma", "asha@example.com", formula, "=1+1"])
+    data = io.BytesIO()
+    book.save(data)
+    uploaded = _upload(client, agent, data.getvalue(), "leads.xlsx")
+    assert uploaded.status_code == 202, uploaded.json
+    answer = client.post(
+        f"/api/v1/leadimport/{uploaded.json['id']}/import", headers=bearer(client, agent)
+    )
+    assert answer.status_code == 202
+    lead = db.session.query(Lead).one()
+    assert (lead.company, lead.notes) == (formula, "=1+1")
+
+
 @pytest.mark.parametrize(
     "name, data, words",
     [

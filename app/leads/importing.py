@@ -119,7 +119,9 @@ def read_rows(filename: str, data: bytes) -> list[dict[str, str]]:
         from openpyxl import load_workbook
 
         try:
-            sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).active
+            # data_only=False: a formula cell is read as its text ("=HYPERLINK(...)"), kept as
+            # typed and never evaluated (its cached result may be missing or not what it shows).
+            sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=False).active
             values = sheet.iter_rows(values_only=True)
             headers = [_header(h) for h in next(values, ())]
             rows = [
