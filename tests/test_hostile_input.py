@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app.billing.models import Invoice, Payment
 from app.brokerage.models import Trade
 from app.clients.models import Client
+from app.core.validators import clean_name
 from app.extensions import db
 from app.forex.models import FxExchange, Wallet, WalletPosting
 from app.kyc.models import KycCase
@@ -101,6 +102,21 @@ def test_lead_names_are_normalised_and_other_scripts_welcome(app, staff):
     assert answer.status_code == 201, answer.json
     lead = db.session.get(Lead, answer.json["id"])
     assert (lead.first_name, lead.last_name) == ("Asha", "Verma \u0935\u0930\u094d\u092e\u093e")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "\u5c71\u7530 \u306f\u306a\u3053",  # 山田 はなこ (kanji and kana)
+        "\u30e4\u30de\u30c0\u30fc",  # ヤマダー (the long-vowel mark is kana too)
+        "\u0d28\u0d4d\u200d",  # Malayalam with a zero-width joiner, as the script writes it
+        "\u0645\u200c\u062d\u0645\u062f",  # Persian with a zero-width non-joiner
+        "Zo\u00eb O'Brien-Nguy\u1ec5n",
+        "\u0391\u03bb\u03ad\u03be\u03b7\u03c2 Papadopoulos",  # Αλέξης (a Greek word)
+    ],
+)
+def test_names_in_any_single_script_are_accepted(app, name):
+    assert clean_name(name, "name", 100) == name
 
 
 @pytest.mark.parametrize(

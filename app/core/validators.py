@@ -38,7 +38,13 @@ _JOINING_SCRIPTS = frozenset(
     "SINHALA MONGOLIAN NKO THAANA TIBETAN MYANMAR KHMER".split()
 )
 # Scripts written together in one word (Japanese mixes kanji and kana, Korean hangul and hanja).
-_SCRIPT_FAMILY = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "HANGUL": "CJK", "BOPOMOFO": "CJK"}
+_SCRIPT_FAMILY = {
+    "HIRAGANA": "CJK",
+    "KATAKANA": "CJK",
+    "KATAKANA-HIRAGANA": "CJK",
+    "HANGUL": "CJK",
+    "BOPOMOFO": "CJK",
+}
 _INVISIBLE_NAMES = {
     "\u200b": "a zero-width space (U+200B)",
     "\u200c": "a zero-width non-joiner (U+200C)",
@@ -79,7 +85,8 @@ def _refuse_hidden_characters(text: str, field: str) -> None:
         if category == "Cf" and not (ch in "\u200c\u200d" and _joiner_allowed(previous)):
             what = _INVISIBLE_NAMES.get(ch, f"an invisible formatting character (U+{ord(ch):04X})")
             raise FieldError(f"contains {what}; type the text again without it.", field)
-        if category in ("Co", "Cs", "Cn"):
+        if category in ("Co", "Cs"):  # private use, lone surrogates (unassigned are allowed:
+            # they may be characters newer than this Python's Unicode tables, such as emoji)
             raise FieldError(f"contains a character that is not text (U+{ord(ch):04X}).", field)
         previous = ch
 
