@@ -321,6 +321,35 @@ def test_ids_beyond_any_record_are_404_on_postgresql(pg_app):
     assert answer.status_code == 400
 
 
+def test_nul_bytes_in_searches_and_bodies_on_postgresql(pg_app):
+    """PostgreSQL cannot even compare text holding a NUL byte: every way one arrives is
+    refused as bad input, never passed to the database."""
+    agent = make_staff("Agent", make_branch(tz="UTC"))
+    customer = make_client(agent)
+    db.session.commit()
+    http = pg_app.test_client()
+    headers = bearer(http, agent)
+    mark = audit_mark()
+    q = "(filters:!((col:first_name,opr:sw,value:'a\x00')))"
+    answer = http.get(f"/api/v1/lead/?q={q}", headers=headers)
+    assert answer.status_code == 400 and "NUL" in answer.json["message"]
+    login(http, agent.user.username)
+    page = http.get("/leadview/list/", query_string={"_flt_0_first_name": "a\x00b"})
+    assert page.status_code == 400 and "NUL" in page.get_data(as_text=True)
+    body = {
+        "client_id": customer.id,
+        "sell_currency": "US\x00D",
+        "buy_currency": "EUR",
+        "sell_amount": "10.00",
+    }
+    quote = http.post("/api/v1/fxexchange/quote", json=body, headers=headers)
+    assert quote.status_code == 422 and "sell_currency" in quote.json["message"]
+    client_body = {"name": "Acme", "address": "1 Main St\x00"}
+    made = http.post("/api/v1/client/", json=client_body, headers=headers)
+    assert made.status_code == 422 and "address" in made.json["message"]
+    assert len(audited_since(mark, "rejected")) >= 4
+
+
 def test_sql_in_search_boxes_is_only_text(client, agent):
     make_lead(agent, first_name="Asha")
     db.session.commit()

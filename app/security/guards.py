@@ -95,6 +95,18 @@ def _check_list_arguments() -> Response | None:
     return None
 
 
+def _control_character_in_the_address() -> str | None:
+    """No search, filter or id in this app holds a NUL byte or another control character
+    (PostgreSQL cannot even compare one), so an address carrying one is refused whole."""
+    for key, value in request.args.items(multi=True):
+        if any(ord(ch) < 32 for ch in key + value):
+            return (
+                f"The address is refused: the argument {key[:40]!r} contains a control character "
+                "(such as a NUL byte)."
+            )
+    return None
+
+
 def _check_cross_site(csrf: Any) -> None:
     """A signed-in browser session writing to the API must prove the request comes from our
     own pages (raises CSRFError otherwise)."""
@@ -134,6 +146,18 @@ def install_request_guards(app: Flask, api_blueprints: dict[str, str], csrf: Any
         limit = app.config.get("MAX_CONTENT_LENGTH")
         if limit and request.content_length and request.content_length > limit:
             raise RequestEntityTooLarge()
+
+    @app.before_request
+    def _refuse_hostile_addresses() -> Response | None:
+        message = _control_character_in_the_address()
+        if message is None:
+            return None
+        record_rejection(
+            api_blueprints.get(request.blueprint, request.blueprint or "request"), message
+        )
+        if request.blueprint in api_blueprints:
+            return _api_refusal(400, message)
+        raise BadRequest(message)
 
     @app.before_request
     def _guard_api_requests() -> Response | None:
