@@ -350,6 +350,25 @@ def test_nul_bytes_in_searches_and_bodies_on_postgresql(pg_app):
     assert len(audited_since(mark, "rejected")) >= 4
 
 
+@pytest.mark.parametrize(
+    "argument, value, words",
+    [
+        ("page_LeadView", "-1", "page number from 0"),
+        ("page_LeadView", "99999999999999999999", "page number from 0"),
+        ("psize_LeadView", "1000000", "from 1 to 100 rows"),
+        ("psize_LeadView", "abc", "whole number"),
+    ],
+)
+def test_list_screen_paging_out_of_bounds_is_400(client, agent, argument, value, words):
+    login(client, agent.user.username)
+    mark = audit_mark()
+    page = client.get("/leadview/list/", query_string={argument: value})
+    assert page.status_code == 400
+    assert words in page.get_data(as_text=True)
+    assert audited_since(mark, "rejected")
+    assert client.get("/leadview/list/", query_string={argument: "1"}).status_code == 200
+
+
 def test_sql_in_search_boxes_is_only_text(client, agent):
     make_lead(agent, first_name="Asha")
     db.session.commit()

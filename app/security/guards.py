@@ -2,8 +2,10 @@
 
 * **JSON**: a body with the same key twice is refused (which value was meant?), and one nested
   too deeply to parse is a 400, not a crash.
-* **API query arguments**: ``q`` must be valid rison, ``page`` 0 or more; a refused list
-  query (a column not offered for sorting or filtering, a password field...) is audited.
+* **Query arguments**: no control characters (NUL...) anywhere in an address; an API's ``q``
+  must be valid rison with ``page`` 0 or more, a list screen's page 0 or more and its page
+  size at most 100; a refused list query (a column not offered for sorting or filtering, a
+  password field...) is audited.
 * **Cross-site requests**: the JSON API is exempt from the forms' CSRF token because another
   site cannot send a bearer token; a caller signed in with the browser's session cookie instead
   must send the token (``X-CSRFToken``) with every POST, PUT, PATCH or DELETE, so a page on
@@ -107,6 +109,27 @@ def _control_character_in_the_address() -> str | None:
     return None
 
 
+SCREEN_MAX_PAGE_SIZE = 100
+
+
+def _bad_screen_list_argument() -> str | None:
+    """A list screen's ``page_<View>`` and ``psize_<View>``: whole numbers, a page from 0, a
+    page size from 1 to ``SCREEN_MAX_PAGE_SIZE`` (a million rows on one page is not a page)."""
+    for key, value in request.args.items():
+        prefix = key.split("_", 1)[0]
+        if "_" not in key or prefix not in ("page", "psize"):
+            continue
+        try:
+            number = int(value)
+        except ValueError:
+            return f"{key} must be a whole number, not {value[:40]!r}."
+        if prefix == "page" and not 0 <= number < 2**31:
+            return f"{key} must be a page number from 0."
+        if prefix == "psize" and not 1 <= number <= SCREEN_MAX_PAGE_SIZE:
+            return f"{key} must be from 1 to {SCREEN_MAX_PAGE_SIZE} rows a page."
+    return None
+
+
 def _check_cross_site(csrf: Any) -> None:
     """A signed-in browser session writing to the API must prove the request comes from our
     own pages (raises CSRFError otherwise)."""
@@ -150,6 +173,8 @@ def install_request_guards(app: Flask, api_blueprints: dict[str, str], csrf: Any
     @app.before_request
     def _refuse_hostile_addresses() -> Response | None:
         message = _control_character_in_the_address()
+        if message is None and request.blueprint not in api_blueprints:
+            message = _bad_screen_list_argument()
         if message is None:
             return None
         record_rejection(
