@@ -68,6 +68,20 @@ def run_migrations_offline():
         context.run_migrations()
 
 
+def _for_dialect(dialect_name):
+    """Leave out of the comparison what the models create on another database only
+    (``Index(...).ddl_if(dialect="postgresql")``: the pg_trgm indexes)."""
+
+    def include_object(obj, name, type_, reflected, compare_to):
+        ddl_if = getattr(obj, "_ddl_if", None)
+        if ddl_if is not None and ddl_if.dialect is not None and not reflected:
+            dialects = {ddl_if.dialect} if isinstance(ddl_if.dialect, str) else set(ddl_if.dialect)
+            return dialect_name in dialects
+        return True
+
+    return include_object
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -93,6 +107,8 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if conf_args.get("include_object") is None:
+            conf_args["include_object"] = _for_dialect(connection.dialect.name)
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

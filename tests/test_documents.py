@@ -71,9 +71,10 @@ def use_storage(app, monkeypatch, **settings):
     """Configure the app's storage for this test only (get_storage() caches it per app)."""
     for name, value in settings.items():
         monkeypatch.setitem(app.config, name, value)
-    monkeypatch.delitem(app.extensions, EXTENSION_KEY, raising=False)
-    monkeypatch.setitem(app.extensions, EXTENSION_KEY, get_storage())
-    return app.extensions[EXTENSION_KEY]
+    # Remember what was there (or that nothing was) before get_storage() caches the new one.
+    monkeypatch.setitem(app.extensions, EXTENSION_KEY, None)
+    del app.extensions[EXTENSION_KEY]
+    return get_storage()
 
 
 @pytest.fixture

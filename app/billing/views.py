@@ -34,6 +34,7 @@ from app.core.forms import (
     display_timestamp,
     display_units,
 )
+from app.core.once import once_per_form
 from app.documents.services import open_document
 from app.documents.views import file_response
 from app.extensions import db
@@ -413,7 +414,9 @@ class InvoiceView(_LinedDocumentView):
     def payment(self, pk: int):
         return self._act(
             pk,
-            lambda: services.record_payment(pk, request.form),
+            lambda: once_per_form(
+                "invoice payment", lambda: services.record_payment(pk, request.form)
+            ),
             lambda p: (
                 f"Payment of {p.amount:,.2f} recorded; balance due {p.invoice.balance_due:,.2f}."
             ),

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.crypto import EncryptedText
+from app.core.listing import trigram_index
 from app.core.masking import mask
 from app.core.types import UTCDateTime, utcnow
 from app.leads.models import INVESTMENT_CAPACITY_BANDS, _one_of
@@ -73,7 +74,14 @@ class Client(Model):
         CheckConstraint(
             _one_of("preferred_channel", CLIENT_CHANNELS), name="ck_client_preferred_channel"
         ),
-        Index("ix_client_segment", "segment"),
+        # Every order the list offers, with the key as tie-breaker (stable deep pages).
+        Index("ix_client_name_id", "name", "id"),
+        Index("ix_client_segment_id", "segment", "id"),
+        Index("ix_client_status_id", "status", "id"),
+        Index("ix_client_kyc_status_id", "kyc_status", "id"),
+        Index("ix_client_branch_id_id", "branch_id", "id"),
+        Index("ix_client_rm_id", "relationship_manager_id", "id"),
+        *(trigram_index("client", c) for c in ("name", "email", "phone")),
         Index("ix_client_branch_status", "branch_id", "status"),
         Index("ix_client_rm", "relationship_manager_id"),
         Index("ix_client_email", "email"),

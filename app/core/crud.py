@@ -24,6 +24,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from app.core.audit import record_rejection
 from app.core.errors import ConflictError, DomainError, FieldError
+from app.core.listing import capped_count, count_from_page, count_limit, relation_loads
 from app.exports.lists import ExportableListMixin
 from app.security.roles import API_METHOD_ACTIONS, VIEW_METHOD_ACTIONS
 
@@ -81,9 +82,53 @@ def integrity_refusal(exc: IntegrityError, model: type) -> DomainError:
 
 class CrmSQLAInterface(SQLAInterface):
     """FAB's data interface, rolling back when a business rule stops a flush; a constraint the
-    database enforces on an edit or delete is refused in words, naming the field. An id that
-    is not a whole number the key column can hold (``/show/99999999999999999999``, ``abc``)
-    finds nothing (404) instead of failing in the database."""
+    database enforces on an edit or delete is refused in words, naming the field. A list page
+    costs a fixed number of statements at any size (see app.core.listing). An id that is not a
+    whole number the key column can hold (``/show/99999999999999999999``, ``abc``) finds
+    nothing (404) instead of failing in the database."""
+
+    list_relations: tuple[str, ...] = ()
+    """Related records a list shows (its relation columns, and those its properties read):
+    loaded with the page. Set by the screen that lists them."""
+
+    def __init__(self, obj: type, session: Any = None, list_relations: tuple[str, ...] = ()):
+        super().__init__(obj, session)
+        self.list_relations = tuple(list_relations)
+
+    def query(
+        self,
+        filters: Any = None,
+        order_column: str = "",
+        order_direction: str = "",
+        page: int | None = None,
+        page_size: int | None = None,
+        select_columns: list[str] | None = None,
+        outer_default_load: bool = False,
+    ) -> tuple[int, list[Any]]:
+        """FAB's list query with the related records loaded with the page and a capped count
+        (read only when the page does not tell it)."""
+        base = self.session.query(self.obj)
+        query = self.apply_all(
+            base,
+            filters,
+            order_column,
+            order_direction,
+            page,
+            page_size,
+            select_columns,
+            outer_default_load,
+        )
+        if not select_columns and self.list_relations:
+            query = query.options(*relation_loads(self.obj, self.list_relations))
+        rows = query.all()
+        items = [getattr(row, self.obj.__name__, row) for row in rows]
+        count = count_from_page(len(items), page, page_size)
+        if count is None:
+            counted = self._apply_inner_all(
+                base, filters, select_columns=select_columns, aliases_mapping={}
+            )
+            count = capped_count(counted, count_limit(page, page_size))
+        return count, items
 
     def get(self, id: Any, *args: Any, **kwargs: Any) -> Any:
         if not self.is_pk_composite() and not _storable_key(self.obj, id):
@@ -180,9 +225,29 @@ class ServiceModelView(ExportableListMixin, NoFileDownloadMixin, ModelView):
     """The service function that cleans and checks an item before it is saved."""
     show_template = "crm/show.html"
     """FAB's detail page plus a link to the record's history in the audit log."""
+    list_relations: tuple[str, ...] = ()
+    """Related records the list's properties or formatters read (``"client.branch"``), loaded
+    with the page like the relation columns it lists."""
 
     def __init__(self, **kwargs: Any) -> None:
+        self.search_form_extra_fields = {
+            **search_by_number_fields(self.datamodel, self.search_columns, self.label_columns),
+            **(self.search_form_extra_fields or {}),
+        }
         super().__init__(**kwargs)
+        if isinstance(self.datamodel, CrmSQLAInterface):
+            self.datamodel.list_relations = tuple(
+                dict.fromkeys(
+                    [
+                        *(
+                            c
+                            for c in self.list_columns
+                            if self.datamodel.is_relation(c.split(".")[0])
+                        ),
+                        *self.list_relations,
+                    ]
+                )
+            )
         self.extra_args = {
             **(self.extra_args or {}),
             "audit_record_type": self.datamodel.obj.__tablename__,
@@ -193,6 +258,35 @@ class ServiceModelView(ExportableListMixin, NoFileDownloadMixin, ModelView):
 
     def pre_update(self, item: Any) -> None:
         _prepare_or_record(self, item)
+
+
+LARGE_TABLES = frozenset({"lead", "client", "document"})
+"""Tables too large to offer as a drop-down in a list's search form (a million leads)."""
+
+
+def search_by_number_fields(
+    datamodel: Any, search_columns: list[str] | None, labels: dict[str, str] | None
+) -> dict[str, Any]:
+    """Search fields for relations to a large table: the record's number, typed, instead of
+    FAB's drop-down of every record (which would read and send the whole table)."""
+    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    from wtforms import IntegerField
+    from wtforms.validators import Optional
+
+    fields_ = {}
+    for column in search_columns or []:
+        if "." in column or not datamodel.is_relation_many_to_one(column):
+            continue
+        if datamodel.get_related_model(column).__tablename__ not in LARGE_TABLES:
+            continue
+        label = (labels or {}).get(column) or column.replace("_", " ").capitalize()
+        fields_[column] = IntegerField(
+            f"{label} (number)",
+            validators=[Optional()],
+            widget=BS3TextFieldWidget(),
+            description=f"The {label.lower()}'s number, as on its page.",
+        )
+    return fields_
 
 
 def _prepare_or_record(view: Any, item: Any) -> None:

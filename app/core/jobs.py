@@ -38,9 +38,13 @@ def enqueue(
     queue: str = "default",
     job_id: str | None = None,
     retries: int = 3,
+    retry_intervals: list[int] | None = None,
     **kwargs: Any,
 ) -> EnqueuedJob:
-    """Run ``func_path(*args, **kwargs)`` in the background (or inline without Redis)."""
+    """Run ``func_path(*args, **kwargs)`` in the background (or inline without Redis).
+
+    A job that fails, or whose worker died under it, runs again up to ``retries`` times, after
+    ``retry_intervals`` seconds (10 s, 1 min, 5 min by default; 0 = at once)."""
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}; one of {', '.join(QUEUES)}")
     connection = redis_connection()
@@ -54,7 +58,9 @@ def enqueue(
         args=(func_path, *args),
         kwargs=kwargs,
         job_id=job_id,
-        retry=Retry(max=retries, interval=[10, 60, 300][:retries]) if retries else None,
+        retry=Retry(max=retries, interval=(retry_intervals or [10, 60, 300])[:retries])
+        if retries
+        else None,
     )
     return EnqueuedJob(id=job.id, queue=queue, ran_inline=False)
 

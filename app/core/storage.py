@@ -117,6 +117,12 @@ class Storage(ABC):
             raise ValueError(f"storage key {key!r} is not a temporary file; it cannot be deleted")
         return self._delete(key)
 
+    def remove_unreferenced(self, key: str) -> bool:
+        """Remove a file that no committed row references: a document whose upload's
+        transaction failed after the bytes were stored. False if it was already gone."""
+        validate_key(key)
+        return self._delete(key)
+
     def download_url(
         self,
         key: str,

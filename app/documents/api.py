@@ -101,7 +101,7 @@ class DocumentApi(ServiceModelRestApi):
                 upload.read(),
                 _optional_date("expires_on"),
             )
-            db.session.commit()
+            services.commit_upload()
         except DomainError as exc:
             db.session.rollback()
             return self.response(exc.status, **exc.as_json())

@@ -11,10 +11,12 @@ from typing import Any
 import filetype
 from flask import current_app
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.clients.models import Client
-from app.core.errors import DomainError, FieldError, NotFound
+from app.core.errors import ConflictError, DomainError, FieldError, NotFound
 from app.core.storage import StorageError, get_storage
 from app.core.validators import clean_text
 from app.documents.models import DOC_TYPES, Document
@@ -128,7 +130,9 @@ def upload_document(
     """Check, store and record a document as the next version of its type for its owner.
 
     The bytes are stored first under a key the server makes; the row is added to the session
-    (the caller commits). A failed commit leaves an unreferenced file, never a row without one.
+    (the caller commits, best with ``commit_upload``). Never a row without its file; and if the
+    transaction does not commit (a refused row, a database error, a rollback), the stored file
+    is removed again, so no file is left that nothing references.
     """
     actor = actor if actor is not None else current_actor()
     mime = check_file(doc_type, data)
@@ -145,6 +149,7 @@ def upload_document(
         storage.put(key, data, mime)
     except StorageError as exc:
         raise StorageUnavailable(f"the file could not be stored ({exc}); try again later.") from exc
+    db.session.info.setdefault(_UNCOMMITTED_FILES, []).append((storage, key))
     document = Document(
         doc_type=doc_type,
         client_id=owner.record.id if owner.kind == "client" else None,
@@ -162,6 +167,43 @@ def upload_document(
     )
     db.session.add(document)
     return document
+
+
+def commit_upload() -> None:
+    """Commit an upload. Two uploads of the same type for the same owner at the same moment
+    cannot both be the next version: the second is refused (409, nothing kept) and may simply
+    be sent again."""
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        if "version" not in str(exc.orig):
+            raise
+        raise ConflictError(
+            "another version of this document was saved at the same moment; upload it again.",
+            "file",
+        ) from exc
+
+
+# Files stored in the current transaction: kept once it commits, removed if it does not.
+_UNCOMMITTED_FILES = "crm_uncommitted_files"
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_stored_files(session: Session) -> None:
+    if not session.in_nested_transaction():  # a savepoint's commit is not the transaction's
+        session.info.pop(_UNCOMMITTED_FILES, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _remove_files_of_a_failed_transaction(session: Session, transaction: SessionTransaction):
+    if transaction.parent is not None or _UNCOMMITTED_FILES not in session.info:
+        return
+    for storage, key in session.info.pop(_UNCOMMITTED_FILES):
+        try:
+            storage.remove_unreferenced(key)
+        except (StorageError, OSError) as exc:  # nothing references it; a sweep may find it
+            current_app.logger.warning("could not remove the unreferenced file %s: %s", key, exc)
 
 
 @dataclass(frozen=True)

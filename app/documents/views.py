@@ -13,7 +13,7 @@ from wtforms import DateField, SelectField
 from wtforms.validators import InputRequired, Optional
 
 from app.clients.models import Client
-from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin
+from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin, search_by_number_fields
 from app.core.errors import DomainError, NotFound
 from app.core.forms import display_choice, optional_relation_field
 from app.documents import services
@@ -46,7 +46,15 @@ class UploadForm(FlaskForm):
 
 
 class DocumentView(ExportableListMixin, NoFileDownloadMixin, ModelView):
-    datamodel = CrmSQLAInterface(Document)
+    datamodel = CrmSQLAInterface(Document, list_relations=("client", "lead", "uploaded_by"))
+
+    def __init__(self, **kwargs):
+        # a lead or client is searched by its number: a drop-down of every one would not fit
+        self.search_form_extra_fields = search_by_number_fields(
+            self.datamodel, self.search_columns, self.label_columns
+        )
+        super().__init__(**kwargs)
+
     class_permission_name = "Document"
     # "delete" is mapped to write (nobody holds can_delete here) so that whoever may upload is
     # told why there is no delete (405) instead of an unexplained "access denied".
@@ -134,7 +142,7 @@ class DocumentView(ExportableListMixin, NoFileDownloadMixin, ModelView):
                 document = services.upload_document(
                     owner, form.doc_type.data, upload.filename, upload.read(), form.expires_on.data
                 )
-                db.session.commit()
+                services.commit_upload()
             except DomainError as exc:
                 db.session.rollback()
                 field = {"client_id": "client", "lead_id": "lead"}.get(exc.field, exc.field)

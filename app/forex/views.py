@@ -17,6 +17,7 @@ from app.core.audit import record_rejection
 from app.core.crud import CrmSQLAInterface, ServiceModelView
 from app.core.errors import DomainError, NotFound
 from app.core.forms import display_money, display_timestamp
+from app.core.once import once_per_form
 from app.extensions import db
 from app.forex import services, wallets
 from app.forex.models import Currency, FxExchange, FxRate, Reserve, Wallet
@@ -146,7 +147,10 @@ class WalletView(ServiceModelView):
         return super().show(pk)
 
     def _move(self, pk: int, move: Callable[[int, dict], Wallet], verb: str):
-        wallet, refusal = _run(lambda: move(pk, request.form), "wallet")
+        wallet, refusal = _run(
+            lambda: once_per_form(f"wallet {verb.lower()}", lambda: move(pk, request.form)),
+            "wallet",
+        )
         if refusal:
             flash(f"Not done: {refusal}", "danger")
         else:

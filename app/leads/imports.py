@@ -10,6 +10,11 @@ import then run as jobs (``app.core.jobs``: RQ with Redis, inline without):
 The import is one transaction: it takes a lock that serialises imports (PostgreSQL), checks every
 row again, and imports nothing if any row's verdict changed since the report the user read (a new
 duplicate, say); otherwise it inserts the valid rows and records one audit event with the counts.
+
+Both jobs may run more than once: a worker killed in the middle (``kill -9``, a lost machine)
+leaves its job abandoned, and RQ runs it again (``JOB_RETRIES``) once the dead worker's heartbeat
+has run out. The killed transaction wrote nothing; the next run starts over, and a run that finds
+the work already done (the import no longer ``importing``) does nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from app.security.scoping import UNSCOPED, Actor, actor_for_user, current_actor
 _IMPORT_LOCK_KEY = 7_301_946_202  # serialises lead imports (pg_advisory_xact_lock)
 PROGRESS_EVERY = 500  # rows between two progress writes
 DISCARDABLE = ("uploaded", "checked", "failed")
+JOB_RETRIES = 2
+"""Runs of a check or an import after the first was abandoned (its worker died) or failed."""
 
 
 def max_import_bytes() -> int:
@@ -93,7 +100,8 @@ def start_check(lead_import: LeadImport) -> EnqueuedJob:
         "app.leads.imports.check_import_job",
         lead_import.id,
         job_id=f"lead-import-check-{lead_import.id}-{utcnow():%Y%m%d%H%M%S%f}",
-        retries=0,
+        retries=JOB_RETRIES,
+        retry_intervals=[0] * JOB_RETRIES,
     )
 
 
@@ -117,7 +125,8 @@ def start_import(lead_import: LeadImport) -> EnqueuedJob:
         "app.leads.imports.import_rows_job",
         lead_import.id,
         job_id=f"lead-import-rows-{lead_import.id}-{utcnow():%Y%m%d%H%M%S%f}",
-        retries=0,
+        retries=JOB_RETRIES,
+        retry_intervals=[0] * JOB_RETRIES,
     )
 
 
@@ -164,9 +173,11 @@ class _ProgressWriter:
 
 
 def _load(import_id: int) -> LeadImport | None:
-    # Jobs act for the system on an id the request already checked.
+    # Jobs act for the system on an id the request already checked; always the row as committed
+    # now, never a copy the session loaded earlier.
     return db.session.scalar(
-        select(LeadImport).where(LeadImport.id == import_id), execution_options=UNSCOPED
+        select(LeadImport).where(LeadImport.id == import_id),
+        execution_options={**UNSCOPED, "populate_existing": True},
     )
 
 
@@ -225,15 +236,17 @@ def check_import_job(import_id: int, progress: Callable[[int], None] | None = No
 
 
 def import_rows_job(import_id: int, progress: Callable[[int], None] | None = None) -> str | None:
-    """Import the valid rows of an accepted report, all or nothing. Returns the new status."""
+    """Import the valid rows of an accepted report, all or nothing. Returns the new status.
+
+    The lock is taken before the import is read: a second run of the same import (a retry, a
+    duplicate job) waits for the first, then finds it imported and does nothing."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _IMPORT_LOCK_KEY})
     lead_import = _load(import_id)
     if lead_import is None or lead_import.status != "importing":
+        db.session.rollback()  # releases the lock
         return None
     try:
-        if db.session.get_bind().dialect.name == "postgresql":
-            db.session.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _IMPORT_LOCK_KEY}
-            )
         actor = _actor_of(lead_import)
         rows = read_rows(lead_import.file_name, lead_import.content or b"")
         accepted = {p["row"] for p in json.loads(lead_import.problems or "[]")}

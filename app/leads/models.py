@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
+from app.core.listing import trigram_index
 from app.core.types import UTCDateTime, utcnow
 from app.org.models import Branch
 from app.security.scoping import scoped
@@ -59,9 +60,21 @@ class Lead(Model):
         Index("ix_lead_branch_status", "branch_id", "status"),
         Index("ix_lead_email", "email"),
         Index("ix_lead_phone", "phone"),
-        Index("ix_lead_score", "score"),
         Index("ix_lead_created_at", "created_at"),
         Index("ix_lead_next_follow_up_at", "next_follow_up_at"),
+        # Every order the list offers, with the key as tie-breaker (stable deep pages), and the
+        # default order within a branch's or an agent's rows.
+        Index("ix_lead_first_name_id", "first_name", "id"),
+        Index("ix_lead_last_name_id", "last_name", "id"),
+        Index("ix_lead_status_id", "status", "id"),
+        Index("ix_lead_score_id", "score", "id"),
+        Index("ix_lead_follow_up_id", "next_follow_up_at", "id"),
+        Index("ix_lead_branch_id_id", "branch_id", "id"),
+        Index("ix_lead_agent_id_id", "assigned_agent_id", "id"),
+        *(
+            trigram_index("lead", c)
+            for c in ("first_name", "last_name", "email", "phone", "company")
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -212,6 +212,8 @@ class LoanApplication(Model):
         Index("ix_loan_application_branch", "branch_id", "stage"),
         Index("ix_loan_application_client", "client_id"),
         Index("ix_loan_application_bucket", "arrears_bucket", "stage"),
+        Index("ix_loan_application_amount_id", "amount", "id"),
+        Index("ix_loan_application_stage_changed_id", "stage_changed_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -19,6 +19,7 @@ from app.core.audit import record_rejection
 from app.core.crud import CrmSQLAInterface, ServiceModelView
 from app.core.errors import DomainError, NotFound
 from app.core.forms import choice_field, display_choice, display_money, display_timestamp
+from app.core.once import once_per_form
 from app.documents.models import DOC_TYPES, Document
 from app.documents.services import open_document
 from app.documents.views import file_response
@@ -320,7 +321,9 @@ class LoanApplicationView(ServiceModelView):
     def repayment(self, pk: int):
         return self._act(
             pk,
-            lambda: services.record_repayment(pk, request.form),
+            lambda: once_per_form(
+                "loan repayment", lambda: services.record_repayment(pk, request.form)
+            ),
             lambda r: (
                 f"Repayment of {r.amount:,.2f} recorded: interest {r.interest_part:,.2f}, "
                 f"principal {r.principal_part:,.2f}."

@@ -177,9 +177,22 @@ def _branch_of(user_id: int) -> int | None:
     ).scalar_one_or_none()
 
 
+def _reads_security_tables_only(state: ORMExecuteState) -> bool:
+    """A statement that touches FAB's security tables and nothing else (loading the signed-in
+    user, their roles, the permissions): no scoped row can be among its results."""
+    from sqlalchemy.sql.util import find_tables
+
+    if not state.all_mappers or not all(m.class_ in _SECURITY_MODELS for m in state.all_mappers):
+        return False
+    tables = find_tables(state.statement, include_joins=True, include_aliases=True)
+    return all(getattr(t, "name", "").startswith("ab_") for t in tables)
+
+
 def _add_scope_criteria(state: ORMExecuteState) -> None:
     if not state.is_select or state.execution_options.get("crm_unscoped"):
         return
+    if _reads_security_tables_only(state):
+        return  # users, roles, permissions: never scoped (and loading the user finds the actor)
     actor = current_actor()
     if actor is None:
         return
@@ -215,6 +228,7 @@ def _check_written_rows_visible(session: Session, flush_context: object) -> None
             )
 
 
+_SECURITY_MODELS: set[type] = set()
 _installed = False
 
 
@@ -223,6 +237,18 @@ def install_row_scoping(db: object) -> None:
     global _installed
     if _installed:
         return
+    from flask_appbuilder.security.sqla import models as security
+
+    _SECURITY_MODELS.update(
+        (
+            security.User,
+            security.Role,
+            security.Group,
+            security.Permission,
+            security.ViewMenu,
+            security.PermissionView,
+        )
+    )
     event.listen(Session, "do_orm_execute", _add_scope_criteria)
     event.listen(Session, "after_flush", _check_written_rows_visible)
     _installed = True

