@@ -68,6 +68,9 @@ class Config:
     FAB_API_KEY_ENABLED = _env_bool("CRM_API_KEYS_ENABLED", True)
     FAB_API_KEY_PREFIXES = ["fincrm_"]
     FAB_SAFE_REDIRECT_HOSTS = _env_list("CRM_SAFE_REDIRECT_HOSTS", "localhost,127.0.0.1")
+    # Host names the app answers to (Flask refuses others with 400, so a spoofed Host header
+    # never reaches a page or a link); unset answers any host, e.g. behind a proxy that checks.
+    TRUSTED_HOSTS = _env_list("CRM_TRUSTED_HOSTS") or None
     AUTH_TYPE = 1  # AUTH_DB
     AUTH_ROLE_ADMIN = "Admin"
     AUTH_ROLE_PUBLIC = "Public"

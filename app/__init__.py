@@ -23,6 +23,9 @@ def create_app(config: object | None = None) -> Flask:
 
     app = Flask(__name__, instance_path=str(settings.INSTANCE_DIR))
     app.config.from_object(config or settings.config_for_environment())
+    from app.security.guards import BoundedIntegerConverter
+
+    app.url_map.converters["int"] = BoundedIntegerConverter  # before any route is added
     _refuse_unsafe_production_settings(app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
@@ -84,10 +87,18 @@ def _add_navbar_context(app: Flask) -> None:
 def _protect_forms_from_csrf(app: Flask, builder: AppBuilder) -> None:
     from flask_appbuilder.api import BaseApi
 
+    from app.security.guards import install_request_guards
+
     csrf.init_app(app)
+    api_blueprints = {}
     for view in builder.baseviews:
         if isinstance(view, BaseApi):
             csrf.exempt(view.blueprint)
+            model = getattr(getattr(view, "datamodel", None), "obj", None)
+            api_blueprints[view.blueprint.name] = getattr(
+                model, "__tablename__", view.resource_name or view.blueprint.name
+            )
+    install_request_guards(app, api_blueprints, csrf)
 
 
 def _refuse_unsafe_production_settings(app: Flask) -> None:

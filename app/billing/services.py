@@ -41,7 +41,14 @@ from app.clients.models import Client
 from app.core.audit import record_event
 from app.core.errors import ConflictError, FieldError, NotFound
 from app.core.types import utcnow
-from app.core.validators import clean_text, parse_choice, parse_date, parse_decimal, parse_money
+from app.core.validators import (
+    clean_text,
+    parse_choice,
+    parse_date,
+    parse_decimal,
+    parse_id,
+    parse_money,
+)
 from app.extensions import db
 from app.ledger import services as ledger
 from app.security.scoping import current_actor
@@ -141,8 +148,8 @@ def clean_line(data: Mapping[str, Any], index: int | None = None) -> dict[str, A
     product_id = data.get("product_id")
     if product_id not in (None, ""):
         try:
-            product = db.session.get(BillingProduct, int(str(product_id)))
-        except ValueError:
+            product = db.session.get(BillingProduct, parse_id(product_id, "product_id"))
+        except FieldError:
             product = None
         if product is None or not product.active:
             raise FieldError("is not an active product or service.", f"{prefix}product_id")
@@ -194,10 +201,7 @@ def _retotal(document: Quotation | Invoice) -> None:
 
 def _client(client_id: Any) -> Client:
     """A client the actor may see (the query is row-scoped), else 404 / 422."""
-    try:
-        pk = int(str(client_id))
-    except ValueError:
-        raise FieldError("must be a client id.", "client_id") from None
+    pk = parse_id(client_id, "client_id")
     client = db.session.scalar(select(Client).where(Client.id == pk))
     if client is None:
         raise FieldError("is not a client you can bill.", "client_id")

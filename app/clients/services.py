@@ -28,7 +28,7 @@ from app.clients.models import (
 from app.core.crypto import lookup_hash
 from app.core.errors import FieldError, NotFound, PermissionDenied
 from app.core.unit_of_work import without_autoflush
-from app.core.validators import clean_text, normalise_email, normalise_phone
+from app.core.validators import clean_name, clean_text, normalise_email, normalise_phone
 from app.extensions import db
 from app.org.models import Branch, StaffProfile
 from app.security.scoping import UNSCOPED, Actor, current_actor
@@ -90,8 +90,8 @@ def keep_unchanged_when_blank(client: Client, field: str) -> None:
 @without_autoflush
 def prepare_client(client: Client, actor: Actor | None = None) -> Client:
     actor = actor if actor is not None else current_actor()
-    client.name = clean_text(client.name, "name", 200, required=True)
-    client.legal_name = clean_text(client.legal_name, "legal_name", 200)
+    client.name = clean_name(client.name, "name", 200, required=True)
+    client.legal_name = clean_name(client.legal_name, "legal_name", 200)
     client.registration_number = clean_text(client.registration_number, "registration_number", 50)
     client.address = clean_text(client.address, "address", 2000)
     client.email = normalise_email(client.email)
@@ -239,7 +239,7 @@ def prepare_director(director: ClientDirector, actor: Actor | None = None) -> Cl
     director.client, director.client_id = client, client.id
     if client.client_type != "company":
         raise FieldError("only a company client has directors.", "client")
-    director.full_name = clean_text(director.full_name, "full_name", 200, required=True)
+    director.full_name = clean_name(director.full_name, "full_name", 200, required=True)
     director.position = clean_text(director.position, "position", 60) or "Director"
     director.email = normalise_email(director.email, "email")
     director.phone = normalise_phone(

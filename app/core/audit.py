@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from flask import has_request_context, request
+from flask import g, has_request_context, request
 from sqlalchemy import Connection, event, insert, inspect, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.base import NO_VALUE
@@ -187,10 +187,16 @@ def record_event(
         append_entries(connection, [entry])
 
 
+REJECTION_RECORDED = "crm_rejection_recorded"
+"""Set on ``g`` once a request's refusal is in the log, so it is not recorded twice."""
+
+
 def record_rejection(record_type: str, reason: str) -> None:
     """Input a rule refused: who tried what, and why (nothing else was written)."""
     where = f"{request.method} {request.path}: " if has_request_context() else ""
     record_event("rejected", record_type=record_type, detail=f"{where}{reason}"[:2000])
+    if has_request_context():
+        g.setdefault(REJECTION_RECORDED, True)
 
 
 # ---- create / update / delete, from the ORM -----------------------------------------------

@@ -83,7 +83,9 @@ def integrity_refusal(exc: IntegrityError, model: type) -> DomainError:
 class CrmSQLAInterface(SQLAInterface):
     """FAB's data interface, rolling back when a business rule stops a flush; a constraint the
     database enforces on an edit or delete is refused in words, naming the field. A list page
-    costs a fixed number of statements at any size (see app.core.listing)."""
+    costs a fixed number of statements at any size (see app.core.listing). An id that is not a
+    whole number the key column can hold (``/show/99999999999999999999``, ``abc``) finds
+    nothing (404) instead of failing in the database."""
 
     list_relations: tuple[str, ...] = ()
     """Related records a list shows (its relation columns, and those its properties read):
@@ -128,6 +130,11 @@ class CrmSQLAInterface(SQLAInterface):
             count = capped_count(counted, count_limit(page, page_size))
         return count, items
 
+    def get(self, id: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self.is_pk_composite() and not _storable_key(self.obj, id):
+            return None
+        return super().get(id, *args, **kwargs)
+
     def add(self, item: Any, commit: bool = True) -> None:
         try:
             super().add(item, commit)
@@ -158,6 +165,19 @@ class CrmSQLAInterface(SQLAInterface):
                     "other records still refer to it, so it cannot be deleted."
                 ) from exc
             raise
+
+
+def _storable_key(model: type, value: Any) -> bool:
+    """Whether ``value`` could be the single integer primary key of ``model``."""
+    columns = inspect(model).primary_key
+    if len(columns) != 1 or not isinstance(columns[0].type, Integer):
+        return True
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        return False
+    bits = 63 if isinstance(columns[0].type, BigInteger) else 31
+    return -(2**bits) <= number < 2**bits
 
 
 def _no_preparation(item: Any) -> Any:
@@ -387,6 +407,12 @@ class ServiceModelRestApi(AnswersRefusals, ModelRestApi):
             self.datamodel.session.rollback()
             refusal = integrity_refusal(exc, self.datamodel.obj)
             record_rejection(table, str(refusal))
+            return self.response(refusal.status, **refusal.as_json())
+        except DataError as exc:  # a value the column cannot hold (a check above missed it)
+            self.datamodel.session.rollback()
+            column = getattr(getattr(exc.orig, "diag", None), "column_name", None)
+            refusal = FieldError("is too large or not of the right kind.", column)
+            record_rejection(table, f"{refusal}: {exc.orig}")
             return self.response(refusal.status, **refusal.as_json())
         return self.response(status, **answer(result))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template_string, request
+from flask import Flask, g, jsonify, render_template_string, request
 
 
 class DomainError(Exception):
@@ -68,17 +68,44 @@ _ERROR_PAGE = """{% extends appbuilder.base_template %}{% block content %}
 
 def register_error_handlers(app: Flask) -> None:
     from flask_wtf.csrf import CSRFError
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    from app.core.audit import REJECTION_RECORDED, record_event, record_rejection
 
     @app.errorhandler(CSRFError)
     def _csrf_error(error: CSRFError):
+        # A form or API write without our page's token: another site's page, or a stale tab.
+        record_event(
+            "permission_denied",
+            detail=f"refused without a valid CSRF token: {error.description} "
+            f"({request.method} {request.path})",
+        )
+        if request.path.startswith("/api/"):
+            message = f"CSRF token missing or invalid: {error.description}"
+            return jsonify(message=message), 400
         message = (
             f"The form could not be accepted: {error.description} "
             "Reload the page and send it again."
         )
         return _error_page(app, 400, message)
 
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(error: RequestEntityTooLarge):
+        # Refused from the Content-Length header, before the body is read.
+        limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+        message = (
+            f"The upload is too large: {request.content_length or 0:,} bytes; "
+            f"the limit is {limit:,} bytes."
+        )
+        record_rejection(request.blueprint or "request", message)
+        if request.path.startswith("/api/"):
+            return jsonify(message={"file": [message]}), 413
+        return _error_page(app, 413, message)
+
     @app.errorhandler(DomainError)
     def _domain_error(error: DomainError):
+        if error.status in (400, 422) and not g.get(REJECTION_RECORDED):
+            record_rejection(request.blueprint or "request", str(error))
         if request.path.startswith("/api/"):
             return jsonify(error.as_json()), error.status
         return _error_page(app, error.status, str(error))

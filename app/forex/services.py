@@ -24,7 +24,7 @@ from sqlalchemy import select
 from app.clients.models import Client
 from app.core.errors import ConflictError, FieldError, NotFound
 from app.core.types import utcnow
-from app.core.validators import parse_money
+from app.core.validators import parse_id, parse_money
 from app.extensions import db
 from app.forex import wallets
 from app.forex.models import FxExchange
@@ -49,13 +49,7 @@ def client_rate(mid: Decimal, spread: int) -> Decimal:
 
 
 def _client(client_id: object) -> Client:
-    if isinstance(client_id, bool):
-        raise FieldError("must be a client's id.", "client_id")
-    try:
-        client_id = int(str(client_id).strip())
-    except ValueError:
-        raise FieldError("must be a client's id.", "client_id") from None
-    client = db.session.get(Client, client_id)
+    client = db.session.get(Client, parse_id(client_id, "client_id"))
     if client is None:
         raise NotFound("no such client.")
     return client

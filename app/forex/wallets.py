@@ -41,9 +41,7 @@ def today() -> date:
 
 
 def active_currency(code: object, field: str = "currency") -> Currency:
-    code = str(code or "").strip().upper()
-    if not code:
-        raise FieldError("is required.", field)
+    code = (clean_text(str(code or ""), field, 40, required=True) or "").upper()
     currency = db.session.scalars(
         select(Currency).where(Currency.code == code), execution_options=UNSCOPED
     ).first()

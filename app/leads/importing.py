@@ -119,7 +119,9 @@ def read_rows(filename: str, data: bytes) -> list[dict[str, str]]:
         from openpyxl import load_workbook
 
         try:
-            sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).active
+            # data_only=False: a formula cell is read as its text ("=HYPERLINK(...)"), kept as
+            # typed and never evaluated (its cached result may be missing or not what it shows).
+            sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=False).active
             values = sheet.iter_rows(values_only=True)
             headers = [_header(h) for h in next(values, ())]
             rows = [
@@ -143,6 +145,13 @@ def read_rows(filename: str, data: bytes) -> list[dict[str, str]]:
         except csv.Error as exc:
             raise FieldError(f"is not a readable CSV file ({exc}).", "file") from exc
     missing = [c for c in REQUIRED_COLUMNS if c not in headers]
+    separator = next((s for s in (";", "\t", "|") if len(headers) == 1 and s in headers[0]), None)
+    if missing and separator:
+        shown = "tabs" if separator == "\t" else f"'{separator}'"
+        raise FieldError(
+            f"is separated by {shown}, not commas: save it as CSV (comma-separated values).",
+            "file",
+        )
     if missing:
         raise FieldError(
             f"has no column {', '.join(missing)} (columns: {', '.join(COLUMNS)}).", "file"

@@ -17,7 +17,13 @@ from sqlalchemy import func, inspect, select
 from app.core.errors import ConflictError, FieldError, PermissionDenied
 from app.core.types import utcnow
 from app.core.unit_of_work import without_autoflush
-from app.core.validators import clean_text, normalise_email, normalise_phone, parse_choice
+from app.core.validators import (
+    clean_name,
+    clean_text,
+    normalise_email,
+    normalise_phone,
+    parse_choice,
+)
 from app.extensions import db
 from app.leads.models import (
     INTERACTION_KINDS,
@@ -85,7 +91,8 @@ def prepare_lead(
     """
     actor = actor if actor is not None else current_actor()
     for field, (limit, required) in LEAD_TEXT_LIMITS.items():
-        setattr(lead, field, clean_text(getattr(lead, field), field, limit, required))
+        clean = clean_name if field in ("first_name", "last_name") else clean_text
+        setattr(lead, field, clean(getattr(lead, field), field, limit, required))
     lead.email = check_lead_email(lead.email)
     lead.phone = check_lead_phone(lead.phone)
     if not lead.email and not lead.phone:

@@ -27,6 +27,7 @@ from app.core.errors import ConflictError, DomainError, FieldError, NotFound, Pe
 from app.core.types import utcnow
 from app.core.unit_of_work import without_autoflush
 from app.core.validators import (
+    clean_name,
     clean_text,
     normalise_email,
     normalise_phone,
@@ -371,7 +372,12 @@ def _party(c: _Collector, index: int, data: Mapping[str, Any]) -> dict[str, Any]
     elif kind == "individual":
         for name, limit in INDIVIDUAL_TEXT.items():
             values[name] = c.take(
-                f(name), clean_text, data.get(name), f(name), limit, name.endswith("_name")
+                f(name),
+                clean_name if name.endswith("_name") else clean_text,
+                data.get(name),
+                f(name),
+                limit,
+                name.endswith("_name"),
             )
         dob = c.take(f("date_of_birth"), _not_future, data.get("date_of_birth"), f("date_of_birth"))
         values["date_of_birth"] = dob
@@ -737,7 +743,7 @@ def prepare_broker(broker: Broker) -> Broker:
 
     keep_unchanged_when_blank(broker, "commission_account")
     broker.company = clean_text(broker.company, "company", 200, required=True)
-    broker.contact_name = clean_text(broker.contact_name, "contact_name", 200, required=True)
+    broker.contact_name = clean_name(broker.contact_name, "contact_name", 200, required=True)
     broker.email = normalise_email(broker.email)
     broker.phone = normalise_phone(broker.phone, _region())
     broker.commission_account = clean_text(broker.commission_account, "commission_account", 40)

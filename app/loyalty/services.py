@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.errors import ConflictError, FieldError, NotFound
+from app.core.validators import parse_id
 from app.extensions import db
 from app.loyalty.models import LoyaltyAccount, LoyaltyTransaction, Voucher, VoucherRedemption
 from app.security.scoping import UNSCOPED, current_actor
@@ -82,12 +83,7 @@ def award_for_exchange(exchange) -> int:
 
 
 def _id(value: object, field: str) -> int:
-    if isinstance(value, bool):
-        raise FieldError("must be an id.", field)
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise FieldError("must be an id.", field) from None
+    return parse_id(value, field)
 
 
 def redeem(data: dict) -> VoucherRedemption:

@@ -48,6 +48,10 @@ class CrmPermissionViewModelView(NoFileDownloadMixin, PermissionViewModelView):
     class_permission_name = "PermissionViewModelView"
 
 
+def _unreadable(value: object) -> bool:
+    return isinstance(value, str) and any(ord(ch) < 32 for ch in value)
+
+
 class CrmSecurityManager(SecurityManager):
     userdbmodelview = CrmUserDBModelView
     rolemodelview = CrmRoleModelView
@@ -118,6 +122,15 @@ class CrmSecurityManager(SecurityManager):
         """FAB's password check, with every success and failure written to the audit log."""
         from app.core.audit import record_event
 
+        if _unreadable(username) or _unreadable(password):
+            # A NUL byte (PostgreSQL cannot compare it) or other control character: no user
+            # has such a name, so the attempt fails like any wrong password.
+            record_event(
+                "login_failed",
+                actor_name="(unreadable)",
+                detail=f"failed sign-in with control characters in {str(username)[:60]!r}",
+            )
+            return None
         user = super().auth_user_db(username, password)
         if user:
             record_event("login", actor_id=user.id, actor_name=user.username)
@@ -137,9 +150,26 @@ class CrmSecurityManager(SecurityManager):
 
         jwt_manager = super().create_jwt_manager(app)
 
+        from app.core.audit import record_event
+
         @jwt_manager.invalid_token_loader
         def _invalid_token(reason: str):
+            record_event(
+                "login_failed",
+                actor_name="(bearer token)",
+                detail=f"invalid bearer token: {reason} ({request.method} {request.path})"[:2000],
+            )
             return jsonify(message=f"Not signed in: the bearer token is invalid ({reason})."), 401
+
+        @jwt_manager.expired_token_loader
+        def _expired_token(header: dict, payload: dict):
+            record_event(
+                "login_failed",
+                actor_name="(bearer token)",
+                detail=f"expired bearer token of user {payload.get('sub')!r} "
+                f"({request.method} {request.path})",
+            )
+            return jsonify(message="Not signed in: the bearer token has expired."), 401
 
         return jwt_manager
 
