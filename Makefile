@@ -30,7 +30,9 @@ test: $(STAMP) services
 # Not part of `make test`: fills the PostgreSQL database fincrm_bench (skipped when already filled
 # by the same generator), then measures screens, API, dashboards, jobs, a PDF and the 100,000-lead
 # import (scripts/bench_import.py, its own throw-away database). Figures: bench-results/*.json.
+# The load comes from wrk, installed with apt when missing (scripts/ensure-wrk.sh).
 bench: $(STAMP) services
+	./scripts/ensure-wrk.sh
 	$(BIN)/python scripts/bench_data.py
 	$(BIN)/python scripts/bench_run.py
 

@@ -7,9 +7,11 @@ For every screen and API scenario:
    parameters; the second request is the one counted (the first warms caches).
 2. **SQL time direct**: exactly those statements are run again straight over psycopg2, in one
    transaction that is rolled back, best of three: the database's share of the page.
-3. **Latency under load**: gunicorn (2 workers) serves the app on 127.0.0.1; 10 client threads,
-   each with its own signed-in session (cookie for screens, JWT for the API), request the URL
-   ``BENCH_REQUESTS`` times in all (default 200) after a warm-up; p50 and p95 of those.
+3. **Latency under load**: gunicorn (2 workers) serves the app on 127.0.0.1; wrk with 10
+   connections on 2 threads (``scripts/bench_load.py``; a Python client when wrk cannot be
+   installed, and the table says which ran), signed in (session cookie for screens, JWT for the
+   API), requests the URL for ``BENCH_SECONDS`` after a ``BENCH_WARMUP_SECONDS`` warm-up:
+   p50, p95, p99, the number of requests, and every non-2xx answer or socket error.
 
 Then the jobs (daily reminder sweeps, arrears) run in-process, each inside a transaction rolled
 back at the end so every run measures the same day's work; the PDF writer renders a 200-page
@@ -19,8 +21,9 @@ Prints a Markdown table and writes the figures as JSON to ``bench-results/``.
 
     BENCH_DATABASE_URL  (default postgresql://postgres@127.0.0.1:5432/fincrm_bench)
     BENCH_PASSWORD      (default the generator's)
-    BENCH_REQUESTS=200  BENCH_USERS=10  BENCH_PORT=8099  BENCH_IMPORT=1
-    BENCH_SCENARIO_SECONDS=40  (a slow scenario stops there, with fewer requests)
+    BENCH_USERS=10  BENCH_SECONDS=15  BENCH_WARMUP_SECONDS=2  BENCH_PORT=8099  BENCH_IMPORT=1
+    BENCH_DRIVER=auto|wrk|python
+    BENCH_ONLY=REGEX  (only the scenarios, jobs, PDF or import whose name matches)
 """
 
 from __future__ import annotations
@@ -29,13 +32,10 @@ import json
 import os
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,16 +49,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_data  # noqa: E402
+import bench_load  # noqa: E402
 
 DATABASE_URL = bench_data.DATABASE_URL
 PASSWORD = bench_data.PASSWORD
-REQUESTS = int(os.environ.get("BENCH_REQUESTS", "200"))
-USERS = int(os.environ.get("BENCH_USERS", "10"))
 PORT = int(os.environ.get("BENCH_PORT", "8099"))
 RUN_IMPORT = os.environ.get("BENCH_IMPORT", "1") != "0"
-SCENARIO_SECONDS = float(os.environ.get("BENCH_SCENARIO_SECONDS", "40"))
-"""A scenario stops sending new requests after this long (a slow page gets fewer than
-``BENCH_REQUESTS``; the table says how many)."""
+ONLY = re.compile(os.environ.get("BENCH_ONLY", ""))
+"""Only what matches runs (a few scenarios while working on one page); the default, all."""
 
 PAGE_P95_MS = 150
 DASHBOARD_P95_MS = 500
@@ -67,6 +65,9 @@ JOB_SECONDS = 10
 PDF_PAGES_PER_SECOND = 200
 PDF_PAGES = 200
 IMPORT_SECONDS = 60
+
+PDF_SCENARIO = "PDF of the leads list"
+IMPORT_SCENARIO = "import of 100,000 leads"
 
 DASHBOARDS = ("sales", "compliance", "lending", "brokerage", "billing", "forex")
 
@@ -78,8 +79,10 @@ class Result:
     kind: str
     p50_ms: float | None = None
     p95_ms: float | None = None
+    p99_ms: float | None = None
     requests: int = 0
     errors: int = 0
+    driver: str | None = None
     statements: int | None = None
     sql_direct_ms: float | None = None
     seconds: float | None = None
@@ -305,7 +308,8 @@ def stop_gunicorn(process: subprocess.Popen) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def _signed_in(username: str) -> tuple[dict[str, str], str]:
+def _signed_in(username: str) -> tuple[str, str]:
+    """A session cookie (``Cookie`` header) and a JWT for ``username``, signed in over HTTP."""
     base = f"http://127.0.0.1:{PORT}"
     session = requests.Session()
     page = session.get(f"{base}/login/").text
@@ -316,41 +320,15 @@ def _signed_in(username: str) -> tuple[dict[str, str], str]:
     response = session.post(f"{base}/login/", data=data, allow_redirects=False)
     if response.status_code != 302 or "session" not in session.cookies:
         raise SystemExit(f"could not sign in as {username} over HTTP ({response.status_code})")
-    jwt = session.post(
+    # without the session cookie: a cookie-signed API write needs a CSRF token
+    response = requests.post(
         f"{base}/api/v1/security/login",
         json={"username": username, "password": PASSWORD, "provider": "db"},
-    ).json()["access_token"]
-    return dict(session.cookies), jwt
-
-
-def load(url: str, cookies: dict[str, str], headers: dict[str, str]) -> tuple[list[float], int]:
-    """``REQUESTS`` requests from ``USERS`` threads, each with its own connection; latencies."""
-    base = f"http://127.0.0.1:{PORT}"
-    local = threading.local()
-
-    deadline = [float("inf")]
-
-    def one(_: int) -> tuple[float, int] | None:
-        if time.perf_counter() > deadline[0]:
-            return None
-        session = getattr(local, "session", None)
-        if session is None:
-            session = local.session = requests.Session()
-            session.cookies.update(cookies)
-        started = time.perf_counter()
-        response = session.get(base + url, headers=headers, allow_redirects=False)
-        return (time.perf_counter() - started) * 1000, response.status_code
-
-    with ThreadPoolExecutor(USERS) as pool:
-        list(pool.map(one, range(USERS * 2)))  # warm-up: every worker and connection
-        deadline[0] = time.perf_counter() + SCENARIO_SECONDS
-        results = [r for r in pool.map(one, range(REQUESTS)) if r is not None]
-    return [ms for ms, _ in results], sum(1 for _, status in results if status != 200)
-
-
-def _percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * len(ordered) + 0.5)) - 1)]
+    )
+    if response.status_code != 200:
+        raise SystemExit(f"no API token for {username} ({response.status_code}: {response.text})")
+    jwt = response.json()["access_token"]
+    return "; ".join(f"{name}={value}" for name, value in session.cookies.items()), jwt
 
 
 def run_http(scenarios: list[dict[str, Any]]) -> list[Result]:
@@ -358,40 +336,60 @@ def run_http(scenarios: list[dict[str, Any]]) -> list[Result]:
     try:
         sessions = {who: _signed_in(username) for who, username in USERNAMES.items()}
         results = []
+        base = f"http://127.0.0.1:{PORT}"
         for scenario in scenarios:
-            cookies, jwt = sessions[scenario["who"]]
+            cookie, jwt = sessions[scenario["who"]]
             api = scenario["kind"] == "api"
-            latencies, errors = load(
+            load = bench_load.measure(
+                base,
                 scenario["url"],
-                {} if api else cookies,
-                {"Authorization": f"Bearer {jwt}"} if api else {},
+                {"Authorization": f"Bearer {jwt}"} if api else {"Cookie": cookie},
             )
             limit = DASHBOARD_P95_MS if scenario["kind"] == "dashboard" else PAGE_P95_MS
-            p95 = _percentile(latencies, 95)
             result = Result(
                 scenario=scenario["name"],
                 target=f"p95 ≤ {limit} ms"
                 + ("" if scenario["kind"] == "dashboard" else f", ≤ {STATEMENT_BUDGET} stmts"),
                 kind=scenario["kind"],
-                p50_ms=statistics.median(latencies),
-                p95_ms=p95,
-                requests=len(latencies),
-                errors=errors,
+                p50_ms=load.p50_ms,
+                p95_ms=load.p95_ms,
+                p99_ms=load.p99_ms,
+                requests=load.requests,
+                errors=load.error_count,
+                driver=load.driver,
                 statements=scenario["statements"],
                 sql_direct_ms=scenario["sql_direct_ms"],
                 url=scenario["url"],
-                extra={"sql": scenario["sql"], "in_process_status": scenario["status"]},
+                extra={
+                    "sql": scenario["sql"],
+                    "in_process_status": scenario["status"],
+                    "load_errors": load.errors,
+                    "load_seconds": load.seconds,
+                },
             )
-            if len(latencies) < REQUESTS:
-                result.note = f"{len(latencies)} requests in {SCENARIO_SECONDS:.0f} s"
             over_budget = (
                 scenario["kind"] != "dashboard" and scenario["statements"] > STATEMENT_BUDGET
             )
-            result.verdict = "ok" if p95 <= limit and not over_budget and not errors else "missed"
+            notes = []
+            if load.errors:
+                # an error is the scenario's result, never averaged away
+                result.verdict = "failed"
+                notes.append(f"{load.error_count} errors: {load.describe_errors()}")
+            elif load.p95_ms is None:
+                result.verdict = "failed"
+                notes.append("no request completed")
+            else:
+                missed = load.p95_ms > limit or over_budget
+                result.verdict = "missed" if missed else "ok"
+            if scenario["status"] != 200:
+                notes.append(f"in-process answer {scenario['status']}")
+            result.note = "; ".join(notes)
             print(
-                f"  {result.scenario:38} p50 {result.p50_ms:7.1f} ms  p95 {p95:7.1f} ms  "
+                f"  {result.scenario:38} p50 {_cell(load.p50_ms, '7.1f')} ms  "
+                f"p95 {_cell(load.p95_ms, '7.1f')} ms  p99 {_cell(load.p99_ms, '7.1f')} ms  "
                 f"{result.statements:3} stmts  SQL {result.sql_direct_ms:7.1f} ms  "
-                f"errors {errors}  ({len(latencies)} requests)",
+                f"{load.requests} requests ({load.driver})  "
+                f"errors {load.error_count}{' ' + load.describe_errors() if load.errors else ''}",
                 flush=True,
             )
             results.append(result)
@@ -439,13 +437,20 @@ def run_jobs(app) -> list[Result]:
     from app.lending.jobs import send_loan_reminders, update_arrears
     from app.tasks.services import send_task_reminders
 
+    jobs = [
+        (name, job)
+        for name, job in (
+            ("daily reminders: loans and notes", send_loan_reminders),
+            ("daily reminders: lead follow-ups", sweep_follow_ups),
+            ("daily reminders: tasks", send_task_reminders),
+            ("arrears job", update_arrears),
+        )
+        if ONLY.search(name)
+    ]
+    if jobs:
+        print("jobs (each rolled back afterwards) ...", flush=True)
     results = []
-    for name, job in (
-        ("daily reminders: loans and notes", send_loan_reminders),
-        ("daily reminders: lead follow-ups", sweep_follow_ups),
-        ("daily reminders: tasks", send_task_reminders),
-        ("arrears job", update_arrears),
-    ):
+    for name, job in jobs:
         seconds, report = _rolled_back(app, job)
         result = Result(
             scenario=name,
@@ -500,7 +505,7 @@ def run_pdf(app) -> Result:
     rate = pages / seconds
     print(f"  PDF: {pages} pages, {len(wanted):,} rows in {seconds:.2f} s = {rate:.0f} pages/s")
     return Result(
-        scenario=f"PDF of the leads list ({pages} pages)",
+        scenario=f"{PDF_SCENARIO} ({pages} pages)",
         target=f"≥ {PDF_PAGES_PER_SECOND} pages/s",
         kind="pdf",
         seconds=seconds,
@@ -521,16 +526,14 @@ def run_import() -> Result:
     total = re.search(r"^total\s+([\d.]+) s", completed.stdout, re.M)
     if completed.returncode != 0 or total is None:
         print(completed.stderr[-3000:], file=sys.stderr)
-        return Result(
-            "import of 100,000 leads", f"≤ {IMPORT_SECONDS} s", "import", verdict="failed"
-        )
+        return Result(IMPORT_SCENARIO, f"≤ {IMPORT_SECONDS} s", "import", verdict="failed")
     seconds = float(total.group(1))
     phases = {
         m.group(1): float(m.group(2))
         for m in re.finditer(r"^(upload|check|import) .*?([\d.]+) s", completed.stdout, re.M)
     }
     return Result(
-        scenario="import of 100,000 leads",
+        scenario=IMPORT_SCENARIO,
         target=f"≤ {IMPORT_SECONDS} s",
         kind="import",
         seconds=seconds,
@@ -549,23 +552,26 @@ def _cell(value: float | None, fmt: str) -> str:
 
 def markdown(results: list[Result]) -> str:
     lines = [
-        "| scenario | target | p50 | p95 | statements | SQL time direct | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| scenario | target | p50 | p95 | p99 | load | statements | SQL time direct | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        if r.p50_ms is not None:
-            p50, p95 = f"{r.p50_ms:.0f} ms", f"{r.p95_ms:.0f} ms"
+        p99 = load = ""
+        if r.driver is not None:
+            p50, p95, p99 = (
+                "" if v is None else f"{v:.0f} ms" for v in (r.p50_ms, r.p95_ms, r.p99_ms)
+            )
+            load = f"{r.driver}, {r.requests:,} req"
         elif r.kind == "pdf":
             p50, p95 = f"{r.rate:.0f} pages/s", f"({r.seconds:.2f} s)"
         else:
             p50, p95 = _cell(r.seconds, ".2f") + " s", ""
         sql = "" if r.sql_direct_ms is None else f"{r.sql_direct_ms:.1f} ms"
         statements = "" if r.statements is None else str(r.statements)
-        verdict = r.verdict + (f" ({r.errors} errors)" if r.errors else "")
-        if r.note:
-            verdict += f"; {r.note}"
+        verdict = r.verdict + (f"; {r.note}" if r.note else "")
         lines.append(
-            f"| {r.scenario} | {r.target} | {p50} | {p95} | {statements} | {sql} | {verdict} |"
+            f"| {r.scenario} | {r.target} | {p50} | {p95} | {p99} | {load} | {statements} | {sql}"
+            f" | {verdict} |"
         )
     return "\n".join(lines)
 
@@ -583,14 +589,22 @@ def main() -> None:
     app = create_app(_settings())
     started = time.perf_counter()
     scenarios, ids = _scenarios(app)
-    print(f"statements per request (in-process) for {len(scenarios)} scenarios ...", flush=True)
-    count_statements(app, scenarios)
-    print(f"load: {USERS} users, {REQUESTS} requests per scenario, gunicorn 2 workers", flush=True)
-    results = run_http(scenarios)
-    print("jobs (each rolled back afterwards) ...", flush=True)
+    scenarios = [s for s in scenarios if ONLY.search(s["name"])]
+    results: list[Result] = []
+    if scenarios:
+        print(f"statements per request (in-process), {len(scenarios)} scenarios ...", flush=True)
+        count_statements(app, scenarios)
+        print(
+            f"load: {bench_load.driver()}, {bench_load.CONNECTIONS} connections,"
+            f" {bench_load.SECONDS:.0f} s per scenario after {bench_load.WARMUP_SECONDS:.0f} s"
+            " of warm-up; gunicorn 2 workers",
+            flush=True,
+        )
+        results += run_http(scenarios)
     results += run_jobs(app)
-    results.append(run_pdf(app))
-    if RUN_IMPORT:
+    if ONLY.search(PDF_SCENARIO):
+        results.append(run_pdf(app))
+    if RUN_IMPORT and ONLY.search(IMPORT_SCENARIO):
         print("import bench (scripts/bench_import.py) ...", flush=True)
         results.append(run_import())
     table = markdown(results)
@@ -606,8 +620,10 @@ def main() -> None:
                 "when": stamp,
                 "database": name,
                 "data_version": bench_data.VERSION,
-                "users": USERS,
-                "requests_per_scenario": REQUESTS,
+                "driver": bench_load.driver(),
+                "connections": bench_load.CONNECTIONS,
+                "seconds_per_scenario": bench_load.SECONDS,
+                "warmup_seconds": bench_load.WARMUP_SECONDS,
                 "ids": ids,
                 "seconds": time.perf_counter() - started,
                 "results": [asdict(r) for r in results],
