@@ -65,3 +65,15 @@ def client(app):
 @pytest.fixture
 def pg_client(pg_app):
     return pg_app.test_client()
+
+
+@pytest.fixture
+def mailbox(pg_app, monkeypatch):
+    """A real SMTP server (aiosmtpd) the PostgreSQL app sends its e-mail to, for this test."""
+    from tests.smtp_server import smtp_server
+
+    with smtp_server() as (box, port):
+        monkeypatch.setitem(pg_app.config, "MAIL_SERVER", "127.0.0.1")
+        monkeypatch.setitem(pg_app.config, "MAIL_PORT", port)
+        box.port = port
+        yield box

@@ -32,6 +32,7 @@ NO_API = {
     "billing_number_sequence": "the per-year invoice counter, taken under a row lock",
     "kyc_expiry_alert": "once-only keys of the expiry job's alerts",
     "calendar_feed_token": "hashed secrets of ICS feed links (made and revoked on the calendar)",
+    "form_submission": "one-time ids of money forms already acted on (a double submit is refused)",
 }
 
 # DOMAIN's entities, by the name a reader of DOMAIN.md knows them, and their API.

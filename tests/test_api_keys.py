@@ -62,7 +62,10 @@ def test_a_key_acts_with_its_users_role_and_scope_until_revoked(client, app):
     assert made.status_code == 201, made.json
     lead = db.session.get(Lead, made.json["id"])
     assert lead.assigned_agent_id == agent.user_id and lead.source == "api"
-    (created_row,) = [row for row in _audit_rows("lead", "create") if row.record_id == str(lead.id)]
+    # The audit log outlives each test's wipe and SQLite reuses ids: the newest row is this one.
+    created_row = [row for row in _audit_rows("lead", "create") if row.record_id == str(lead.id)][
+        -1
+    ]
     assert created_row.actor_name == "svc_agent"
 
     revoked = client.delete(f"/api/v1/apikey/{created.json['uuid']}", headers=admin)

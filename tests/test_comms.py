@@ -18,19 +18,10 @@ from app.comms.models import MessageLog, Notification, NotificationPreference
 from app.comms.services import dispatch_outbox, notify, send_digests
 from app.core.jobs import enqueue
 from app.extensions import db
-from tests.smtp_server import smtp_server, text_body
+from tests.smtp_server import text_body
 from tests.support import REDIS_TEST_URL, login, make_branch, make_staff
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def mailbox(pg_app, monkeypatch):
-    with smtp_server() as (box, port):
-        monkeypatch.setitem(pg_app.config, "MAIL_SERVER", "127.0.0.1")
-        monkeypatch.setitem(pg_app.config, "MAIL_PORT", port)
-        box.port = port
-        yield box
 
 
 @pytest.fixture

@@ -29,7 +29,6 @@ from app.extensions import db
 from app.leads.models import Lead, LeadImport
 from tests.fault_support import WorkerProcess, private_postgres, private_redis, wait_until
 from tests.s3_server import aws_test_credentials, moto_s3_server
-from tests.smtp_server import smtp_server
 from tests.support import (
     api_token,
     build_app,
@@ -107,15 +106,6 @@ def test_after_a_postgres_restart_requests_succeed_and_nothing_committed_is_lost
 def redis_server():
     with private_redis() as server:
         yield server
-
-
-@pytest.fixture
-def mailbox(pg_app, monkeypatch):
-    with smtp_server() as (box, port):
-        monkeypatch.setitem(pg_app.config, "MAIL_SERVER", "127.0.0.1")
-        monkeypatch.setitem(pg_app.config, "MAIL_PORT", port)
-        box.port = port
-        yield box
 
 
 def test_with_redis_down_screens_work_and_notifications_are_sent_once_it_is_back(

@@ -117,7 +117,7 @@ def sign_in(base: str, username: str) -> tuple[requests.cookies.RequestsCookieJa
     assert (
         http.post(f"{base}/login/", data=form, allow_redirects=False, timeout=60).status_code == 302
     )
-    token = http.post(
+    token = requests.post(  # an API client of its own: no browser session, so no CSRF token
         f"{base}/api/v1/security/login",
         json={"username": username, "password": PASSWORD, "provider": "db"},
         timeout=60,

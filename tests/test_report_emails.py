@@ -20,19 +20,10 @@ from app.extensions import db
 from app.reports.mailing import send_due_reports
 from app.reports.models import ReportSchedule
 from app.reports.schedules import latest_due
-from tests.smtp_server import smtp_server
 from tests.support import login, make_branch, make_staff
 
 MONDAY_0705 = datetime(2026, 11, 23, 7, 5, tzinfo=UTC)
 CREATED = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def mailbox(pg_app, monkeypatch):
-    with smtp_server() as (box, port):
-        monkeypatch.setitem(pg_app.config, "MAIL_SERVER", "127.0.0.1")
-        monkeypatch.setitem(pg_app.config, "MAIL_PORT", port)
-        yield box
 
 
 def _client(staff, name: str, kyc_status: str = "pending") -> Client:

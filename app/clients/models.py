@@ -81,8 +81,12 @@ class Client(Model):
         Index("ix_client_kyc_status_id", "kyc_status", "id"),
         Index("ix_client_branch_id_id", "branch_id", "id"),
         Index("ix_client_rm_id", "relationship_manager_id", "id"),
+        # The same orders within a branch's rows (what a branch manager pages through).
+        *(
+            Index(f"ix_client_branch_{column}_id", "branch_id", column, "id")
+            for column in ("name", "segment", "status", "kyc_status")
+        ),
         *(trigram_index("client", c) for c in ("name", "email", "phone")),
-        Index("ix_client_branch_status", "branch_id", "status"),
         Index("ix_client_rm", "relationship_manager_id"),
         Index("ix_client_email", "email"),
         Index("ix_client_phone", "phone"),

@@ -16,7 +16,7 @@ from flask import Response, abort, g, request
 from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
 from flask_appbuilder.api.convert import Model2SchemaConverter
 from flask_appbuilder.exceptions import DatabaseException
-from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.models.filters import BaseFilter, Filters
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from marshmallow import fields, validate
 from sqlalchemy import BigInteger, CheckConstraint, Integer, Table, false, inspect, select
@@ -24,7 +24,13 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from app.core.audit import record_rejection
 from app.core.errors import ConflictError, DomainError, FieldError
-from app.core.listing import capped_count, count_from_page, count_limit, relation_loads
+from app.core.listing import (
+    capped_count,
+    count_from_page,
+    count_limit,
+    page_keys,
+    relation_loads,
+)
 from app.exports.lists import ExportableListMixin
 from app.security.roles import API_METHOD_ACTIONS, VIEW_METHOD_ACTIONS
 
@@ -91,9 +97,31 @@ class CrmSQLAInterface(SQLAInterface):
     """Related records a list shows (its relation columns, and those its properties read):
     loaded with the page. Set by the screen that lists them."""
 
+    show_relations: tuple[str, ...] = ()
+    """Related records a detail page shows: loaded with the record. Set by its screen."""
+
     def __init__(self, obj: type, session: Any = None, list_relations: tuple[str, ...] = ()):
         super().__init__(obj, session)
         self.list_relations = tuple(list_relations)
+
+    def get(
+        self,
+        id: Any,
+        filters: Any = None,
+        select_columns: list[str] | None = None,
+        outer_default_load: bool = False,
+    ) -> Any:
+        """FAB's read of one record, with the related records its detail page shows loaded in
+        the same statement instead of one statement each. An id no key of this table could hold
+        (text, a number beyond the column) finds nothing instead of failing in the database."""
+        if not self.is_pk_composite() and not _storable_key(self.obj, id):
+            return None
+        if select_columns or not self.show_relations or self.is_pk_composite():
+            return super().get(id, filters, select_columns, outer_default_load)
+        by_key = filters.copy() if filters else Filters(self.filter_converter_class, self)
+        by_key.add_filter(self.get_pk_name(), self.FilterEqual, id)
+        query = self.session.query(self.obj).options(*relation_loads(self.obj, self.show_relations))
+        return self.apply_all(query, by_key).one_or_none()
 
     def query(
         self,
@@ -106,20 +134,43 @@ class CrmSQLAInterface(SQLAInterface):
         outer_default_load: bool = False,
     ) -> tuple[int, list[Any]]:
         """FAB's list query with the related records loaded with the page and a capped count
-        (read only when the page does not tell it)."""
+        (read only when the page does not tell it). A page past the first is read as a
+        deferred join (see app.core.listing.page_keys)."""
         base = self.session.query(self.obj)
-        query = self.apply_all(
-            base,
-            filters,
-            order_column,
-            order_direction,
-            page,
-            page_size,
-            select_columns,
-            outer_default_load,
-        )
-        if not select_columns and self.list_relations:
-            query = query.options(*relation_loads(self.obj, self.list_relations))
+        relations = self.list_relations
+        if select_columns and any(self.is_property_or_function(c) for c in select_columns):
+            # A property may read any column (a masked identifier reads the encrypted one): the
+            # rows are read whole, or each would be completed with one statement per row.
+            relations, select_columns = tuple(select_columns), None
+        key = self.get_pk_name()
+        single_key = isinstance(key, str)
+        if page_size and not order_column and single_key:  # pages need a stable order
+            order_column, order_direction = key, "asc"
+        if page and page_size and single_key:
+            keys = page_keys(self, filters, order_column, order_direction, page, page_size)
+            query = self.apply_all(
+                base.join(keys, getattr(self.obj, key) == keys.c.key),
+                None,
+                order_column,
+                order_direction,
+                None,
+                None,
+                select_columns,
+                outer_default_load,
+            )
+        else:
+            query = self.apply_all(
+                base,
+                filters,
+                order_column,
+                order_direction,
+                page,
+                page_size,
+                select_columns,
+                outer_default_load,
+            )
+        if not select_columns and relations:
+            query = query.options(*relation_loads(self.obj, relations))
         rows = query.all()
         items = [getattr(row, self.obj.__name__, row) for row in rows]
         count = count_from_page(len(items), page, page_size)
@@ -130,10 +181,18 @@ class CrmSQLAInterface(SQLAInterface):
             count = capped_count(counted, count_limit(page, page_size))
         return count, items
 
-    def get(self, id: Any, *args: Any, **kwargs: Any) -> Any:
-        if not self.is_pk_composite() and not _storable_key(self.obj, id):
-            return None
-        return super().get(id, *args, **kwargs)
+    def get_related_obj(self, col_name: str, value: Any) -> Any:
+        """The related record a relation filter ("Relation" equal to ...) compares with, known
+        by its key alone: the comparison needs only the key, so no statement reads it (FAB
+        read it once per use: for the page and again for the count). An unknown key matches
+        no row; a malformed one is left to FAB."""
+        model = self.get_related_model(col_name)
+        (key,) = inspect(model).primary_key
+        try:
+            value = key.type.python_type(value)
+        except (TypeError, ValueError, NotImplementedError):
+            return super().get_related_obj(col_name, value)
+        return model(**{key.key: value})
 
     def add(self, item: Any, commit: bool = True) -> None:
         try:
@@ -247,6 +306,9 @@ class ServiceModelView(ExportableListMixin, NoFileDownloadMixin, ModelView):
                         *self.list_relations,
                     ]
                 )
+            )
+            self.datamodel.show_relations = tuple(
+                c for c in self.show_columns if self.datamodel.is_relation_many_to_one(c)
             )
         self.extra_args = {
             **(self.extra_args or {}),

@@ -9,7 +9,10 @@ one by one. Here a page is read with a fixed number of statements:
 - a count only when the page itself does not tell it (a short page ends the list), and then a
   capped one: the rows are counted up to a few pages past the one shown, never more
   (``LIST_COUNT_CAP`` at least), so "Record Count" reads "10,000+" on a large list while
-  paging forward and back keeps working.
+  paging forward and back keeps working;
+- a page past the first as a deferred join: the keys of the page are picked first, reading
+  only the (order column, key) index of the matching rows, then only those rows are read
+  whole. A plain OFFSET would read every skipped row and its related records.
 """
 
 from __future__ import annotations
@@ -62,6 +65,32 @@ def count_from_page(rows: int, page: int | None, page_size: int | None) -> RowCo
     if rows < page_size and (rows or not page):
         return RowCount((page or 0) * page_size + rows)
     return None
+
+
+def page_keys(
+    datamodel: Any,
+    filters: Any,
+    order_column: str,
+    order_direction: str,
+    page: int,
+    page_size: int,
+) -> Any:
+    """The keys of one page of ``datamodel``'s list, as a subquery (column ``key``): the
+    list's filters, order (key as tie-breaker) and offset over the key alone, so that an
+    index of (order column, key), or (scope column, order column, key), answers it without
+    reading the rows skipped."""
+    key = getattr(datamodel.obj, datamodel.get_pk_name()).label("key")
+    keys = datamodel._apply_inner_all(
+        datamodel.session.query(key),
+        filters,
+        order_column,
+        order_direction,
+        page,
+        page_size,
+        None,
+        aliases_mapping={},
+    )
+    return keys.subquery("page_keys")
 
 
 def relation_loads(model: type, columns: list[str] | tuple[str, ...]) -> list[Any]:

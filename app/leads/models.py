@@ -56,8 +56,6 @@ class Lead(Model):
             name="ck_lead_investment_capacity",
         ),
         CheckConstraint("status <> 'lost' OR lost_reason IS NOT NULL", name="ck_lead_lost_reason"),
-        Index("ix_lead_agent_status", "assigned_agent_id", "status"),
-        Index("ix_lead_branch_status", "branch_id", "status"),
         Index("ix_lead_email", "email"),
         Index("ix_lead_phone", "phone"),
         Index("ix_lead_created_at", "created_at"),
@@ -71,6 +69,23 @@ class Lead(Model):
         Index("ix_lead_follow_up_id", "next_follow_up_at", "id"),
         Index("ix_lead_branch_id_id", "branch_id", "id"),
         Index("ix_lead_agent_id_id", "assigned_agent_id", "id"),
+        Index("ix_lead_agent_status_id", "assigned_agent_id", "status", "id"),
+        # The sales dashboard's count by status, source and agent, within a branch and period,
+        # read from the index alone.
+        Index(
+            "ix_lead_dashboard", "branch_id", "created_at", "status", "source", "assigned_agent_id"
+        ),
+        # The same orders within a branch's rows (what a branch manager pages through).
+        *(
+            Index(f"ix_lead_branch_{name}_id", "branch_id", column, "id")
+            for name, column in (
+                ("first_name", "first_name"),
+                ("last_name", "last_name"),
+                ("status", "status"),
+                ("score", "score"),
+                ("follow_up", "next_follow_up_at"),
+            )
+        ),
         *(
             trigram_index("lead", c)
             for c in ("first_name", "last_name", "email", "phone", "company")

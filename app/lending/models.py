@@ -210,11 +210,21 @@ class LoanApplication(Model):
         Index("ix_loan_application_stage", "stage", "stage_changed_at"),
         Index("ix_loan_application_bdm", "bdm_id", "stage"),
         Index("ix_loan_application_broker", "broker_id", "stage"),
-        Index("ix_loan_application_branch", "branch_id", "stage"),
         Index("ix_loan_application_client", "client_id"),
         Index("ix_loan_application_bucket", "arrears_bucket", "stage"),
         Index("ix_loan_application_amount_id", "amount", "id"),
         Index("ix_loan_application_stage_changed_id", "stage_changed_at", "id"),
+        # Every order the list offers within a branch's rows, the default (key) one included.
+        Index("ix_loan_application_branch_id_id", "branch_id", "id"),
+        *(
+            Index(f"ix_loan_application_branch_{name}_id", "branch_id", column, "id")
+            for name, column in (
+                ("reference", "reference"),
+                ("stage", "stage"),
+                ("amount", "amount"),
+                ("stage_changed", "stage_changed_at"),
+            )
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -70,16 +70,31 @@ class CrmSecurityManager(SecurityManager):
     userstatschartview = None
 
     def get_user_by_id(self, pk):
-        """The signed-in user with their roles and groups, in one statement (FAB loads each
-        collection lazily on every request)."""
+        """The signed-in user with their roles, groups and branch, in one statement (FAB loads
+        each collection lazily on every request, and row scoping would read the branch)."""
+        from sqlalchemy import select
         from sqlalchemy.orm import joinedload
 
+        from app.org.models import StaffProfile
+        from app.security.scoping import UNSCOPED, remember_branch
+
         user_model = self.user_model
-        return self.session.get(
-            user_model,
-            pk,
-            options=[joinedload(user_model.roles), joinedload(user_model.groups)],
+        row = (
+            self.session.execute(
+                select(user_model, StaffProfile.branch_id)
+                .outerjoin(StaffProfile, StaffProfile.user_id == user_model.id)
+                .where(user_model.id == pk)
+                .options(joinedload(user_model.roles), joinedload(user_model.groups)),
+                execution_options=UNSCOPED,
+            )
+            .unique()
+            .first()
         )
+        if row is None:
+            return None
+        user, branch_id = row
+        remember_branch(user.id, branch_id)
+        return user
 
     def exist_permission_on_roles(
         self, view_name: str, permission_name: str, role_ids: list[int]

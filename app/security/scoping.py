@@ -167,10 +167,20 @@ def actor_for_user(user_id: int) -> Actor | None:
     )
 
 
+def remember_branch(user_id: int, branch_id: int | None) -> None:
+    """Note ``user_id``'s branch for the rest of the request (read with the user), so row
+    scoping does not read it again."""
+    if has_request_context():
+        request.environ[f"crm.branch_of.{user_id}"] = branch_id
+
+
 def _branch_of(user_id: int) -> int | None:
     from app.extensions import db
     from app.org.models import StaffProfile
 
+    key = f"crm.branch_of.{user_id}"
+    if has_request_context() and key in request.environ:
+        return request.environ[key]
     return db.session.execute(
         select(StaffProfile.branch_id).where(StaffProfile.user_id == user_id),
         execution_options=UNSCOPED,
