@@ -79,7 +79,7 @@ def measure(base: str, url: str, headers: dict[str, str]) -> Load:
 def run_wrk(base: str, url: str, headers: dict[str, str], seconds: float) -> Load:
     command = [
         "wrk",
-        f"--threads={WRK_THREADS}",
+        f"--threads={min(WRK_THREADS, CONNECTIONS)}",  # wrk wants a connection per thread
         f"--connections={CONNECTIONS}",
         f"--duration={max(1, round(seconds))}s",
         f"--timeout={TIMEOUT_SECONDS}s",

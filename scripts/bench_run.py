@@ -222,40 +222,42 @@ def count_statements(app, scenarios: list[dict[str, Any]]) -> None:
     from app.extensions import db
 
     with app.app_context():
-        log = StatementLog()
-        event.listen(db.engine, "after_cursor_execute", log)
-        clients: dict[str, Any] = {}
-        tokens: dict[str, str] = {}
-        for who, username in USERNAMES.items():
-            client = app.test_client()
-            response = client.post("/login/", data={"username": username, "password": PASSWORD})
-            if response.status_code not in (200, 302):
-                raise SystemExit(f"could not sign in as {username}: {response.status_code}")
-            clients[who] = client
-            response = client.post(
-                "/api/v1/security/login",
-                json={"username": username, "password": PASSWORD, "provider": "db"},
-            )
-            tokens[who] = response.json["access_token"]
-        for scenario in scenarios:
-            client = clients[scenario["who"]]
-            headers = (
-                {"Authorization": f"Bearer {tokens[scenario['who']]}"}
-                if scenario["kind"] == "api"
-                else {}
-            )
-            client.get(scenario["url"], headers=headers)  # warm caches
-            log.statements = []
-            log.on = True
-            response = client.get(scenario["url"], headers=headers)
-            log.on = False
-            scenario["status"] = response.status_code
-            scenario["statements"] = len(log.statements)
-            scenario["sql"] = [s for s, _, _ in log.statements]
-            scenario["sql_direct_ms"] = _direct_ms(log.statements)
-        event.remove(db.engine, "after_cursor_execute", log)
-        db.session.remove()
-        db.engine.dispose()
+        engine = db.engine
+    log = StatementLog()
+    event.listen(engine, "after_cursor_execute", log)
+    # Each request gets its own app context, as under gunicorn: an outer one would share `g`
+    # (and with it the signed-in user) between the two users' requests.
+    clients: dict[str, Any] = {}
+    tokens: dict[str, str] = {}
+    for who, username in USERNAMES.items():
+        client = app.test_client()
+        response = client.post("/login/", data={"username": username, "password": PASSWORD})
+        if response.status_code not in (200, 302):
+            raise SystemExit(f"could not sign in as {username}: {response.status_code}")
+        clients[who] = client
+        response = client.post(
+            "/api/v1/security/login",
+            json={"username": username, "password": PASSWORD, "provider": "db"},
+        )
+        tokens[who] = response.json["access_token"]
+    for scenario in scenarios:
+        client = clients[scenario["who"]]
+        headers = (
+            {"Authorization": f"Bearer {tokens[scenario['who']]}"}
+            if scenario["kind"] == "api"
+            else {}
+        )
+        client.get(scenario["url"], headers=headers)  # warm caches
+        log.statements = []
+        log.on = True
+        response = client.get(scenario["url"], headers=headers)
+        log.on = False
+        scenario["status"] = response.status_code
+        scenario["statements"] = len(log.statements)
+        scenario["sql"] = [s for s, _, _ in log.statements]
+        scenario["sql_direct_ms"] = _direct_ms(log.statements)
+    event.remove(engine, "after_cursor_execute", log)
+    engine.dispose()
 
 
 # ---- gunicorn and the load --------------------------------------------------------------------
