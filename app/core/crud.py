@@ -417,24 +417,28 @@ class AnswersRefusals:
         table = self.datamodel.obj.__tablename__
         try:
             response = call(*args)
-        except DomainError as exc:
-            self.datamodel.session.rollback()
-            record_rejection(table, str(exc))
-            return self.response(exc.status, **exc.as_json())
-        except IntegrityError as exc:
-            self.datamodel.session.rollback()
-            refusal = integrity_refusal(exc, self.datamodel.obj)
-            record_rejection(table, str(refusal))
-            return self.response(refusal.status, **refusal.as_json())
-        except DataError as exc:  # a value the column cannot hold (a check above missed it)
-            self.datamodel.session.rollback()
-            column = getattr(getattr(exc.orig, "diag", None), "column_name", None)
-            refusal = FieldError("is too large or not of the right kind.", column)
-            record_rejection(table, f"{refusal}: {exc.orig}")
-            return self.response(refusal.status, **refusal.as_json())
+        except (DomainError, IntegrityError, DataError) as exc:
+            return self._refused(exc)
         if response.status_code in (400, 422):  # refused by FAB's schema (unknown field, length)
             record_rejection(table, response.get_data(as_text=True))
         return response
+
+    def _refused(self, exc: DomainError | IntegrityError | DataError) -> Response:
+        """Roll back, audit, and answer the refusal's 4xx JSON naming the field: a business
+        rule's, a database constraint's, or a value the column cannot hold (a check missed it)."""
+        self.datamodel.session.rollback()
+        table = self.datamodel.obj.__tablename__
+        if isinstance(exc, IntegrityError):
+            refusal = integrity_refusal(exc, self.datamodel.obj)
+            record_rejection(table, str(refusal))
+        elif isinstance(exc, DataError):
+            column = getattr(getattr(exc.orig, "diag", None), "column_name", None)
+            refusal = FieldError("is too large or not of the right kind.", column)
+            record_rejection(table, f"{refusal}: {exc.orig}")
+        else:
+            refusal = exc
+            record_rejection(table, str(exc))
+        return self.response(refusal.status, **refusal.as_json())
 
 
 def json_body() -> dict[str, Any]:
@@ -457,25 +461,11 @@ class ServiceModelRestApi(AnswersRefusals, ModelRestApi):
         """Run a desk's workflow service as one unit of work: commit and answer ``answer(result)``;
         a business or database refusal rolls everything back, is audited and answers its 4xx
         JSON naming the field."""
-        table = self.datamodel.obj.__tablename__
         try:
             result = action()
             self.datamodel.session.commit()
-        except DomainError as exc:
-            self.datamodel.session.rollback()
-            record_rejection(table, str(exc))
-            return self.response(exc.status, **exc.as_json())
-        except IntegrityError as exc:
-            self.datamodel.session.rollback()
-            refusal = integrity_refusal(exc, self.datamodel.obj)
-            record_rejection(table, str(refusal))
-            return self.response(refusal.status, **refusal.as_json())
-        except DataError as exc:  # a value the column cannot hold (a check above missed it)
-            self.datamodel.session.rollback()
-            column = getattr(getattr(exc.orig, "diag", None), "column_name", None)
-            refusal = FieldError("is too large or not of the right kind.", column)
-            record_rejection(table, f"{refusal}: {exc.orig}")
-            return self.response(refusal.status, **refusal.as_json())
+        except (DomainError, IntegrityError, DataError) as exc:
+            return self._refused(exc)
         return self.response(status, **answer(result))
 
     def pre_add(self, item: Any) -> None:
