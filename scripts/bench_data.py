@@ -110,12 +110,12 @@ def _recreate(admin, name: str) -> None:
 # ---- the part written through the application: schema, roles, staff, products --------------
 
 
-def _application_setup(url: str) -> None:
+def bench_settings(url: str, **extra: object) -> type:
+    """The app's settings on the bench database ``url``: no Redis (jobs inline), no in-process
+    scheduler, files under a throw-away directory; ``extra`` overrides more."""
     import config
-    from app import create_app
-    from app.extensions import appbuilder, db
 
-    settings = type(
+    return type(
         "BenchSettings",
         (config.Config,),
         {
@@ -123,9 +123,16 @@ def _application_setup(url: str) -> None:
             "REDIS_URL": None,
             "CRM_INPROCESS_SCHEDULER": False,
             "STORAGE_LOCAL_ROOT": tempfile.mkdtemp(prefix="fincrm-bench-"),
+            **extra,
         },
     )
-    app = create_app(settings)
+
+
+def _application_setup(url: str) -> None:
+    from app import create_app
+    from app.extensions import appbuilder, db
+
+    app = create_app(bench_settings(url))
     with app.app_context():
         from flask_migrate import upgrade
 

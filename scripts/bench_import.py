@@ -17,7 +17,6 @@ import io
 import os
 import random
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -69,7 +68,8 @@ def _rate(rows: int, seconds: float) -> str:
 
 
 def run(url: str) -> None:
-    import config
+    from bench_data import bench_settings
+
     from app import create_app
     from app.extensions import appbuilder, db
     from app.leads import imports
@@ -79,18 +79,7 @@ def run(url: str) -> None:
     from app.security.scoping import actor_for_user
     from app.security.sync import sync_roles
 
-    settings = type(
-        "BenchSettings",
-        (config.Config,),
-        {
-            "SQLALCHEMY_DATABASE_URI": config.database_url(url),
-            "REDIS_URL": None,
-            "CRM_INPROCESS_SCHEDULER": False,
-            "STORAGE_LOCAL_ROOT": tempfile.mkdtemp(prefix="fincrm-bench-"),
-            "CRM_MAX_IMPORT_BYTES": 50 * 1024 * 1024,
-        },
-    )
-    app = create_app(settings)
+    app = create_app(bench_settings(url, CRM_MAX_IMPORT_BYTES=50 * 1024 * 1024))
     with app.app_context():
         from flask_migrate import upgrade
         from sqlalchemy import func, insert, select

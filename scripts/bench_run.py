@@ -34,7 +34,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -97,20 +96,7 @@ class Result:
 
 
 def _settings():
-    import config
-
-    return type(
-        "BenchRunSettings",
-        (config.Config,),
-        {
-            "SQLALCHEMY_DATABASE_URI": config.database_url(DATABASE_URL),
-            "REDIS_URL": None,
-            "CRM_INPROCESS_SCHEDULER": False,
-            "RATELIMIT_ENABLED": False,
-            "WTF_CSRF_ENABLED": False,
-            "STORAGE_LOCAL_ROOT": tempfile.mkdtemp(prefix="fincrm-bench-run-"),
-        },
-    )
+    return bench_data.bench_settings(DATABASE_URL, RATELIMIT_ENABLED=False, WTF_CSRF_ENABLED=False)
 
 
 class StatementLog:
