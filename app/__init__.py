@@ -40,12 +40,14 @@ def create_app(config: object | None = None) -> Flask:
 
         from app.comms.services import install_outbox_hooks
         from app.core.audit import install_audit_hooks
+        from app.dashboards.summary import install_summary_hooks
         from app.security.events import install_security_event_hooks
         from app.security.manager import CrmSecurityManager
         from app.security.scoping import install_row_scoping
 
         install_row_scoping(db)
         install_audit_hooks()
+        install_summary_hooks()
         install_outbox_hooks()
         install_security_event_hooks()
         builder = AppBuilder(security_manager_class=CrmSecurityManager, update_perms=False)

@@ -83,6 +83,17 @@ def audit_verify_command() -> None:
     raise SystemExit(1)
 
 
+@crm_cli.command("rebuild-summaries")
+@with_appcontext
+def rebuild_summaries_command() -> None:
+    """Count every lead anew into the sales summary the dashboard reads (day and month rows)."""
+    from app.dashboards.summary import rebuild
+
+    rows = rebuild(db.session)
+    db.session.commit()
+    click.echo(f"sales summary rebuilt: {rows} rows")
+
+
 @crm_cli.command("rotate-keys")
 @click.option("--batch", default=1000, show_default=True, help="Rows re-encrypted per transaction.")
 @with_appcontext

@@ -2,8 +2,9 @@
 
 Leads are counted by when they were created (the period), branch and assigned agent; each bar
 opens the lead list with the same filters. The three charts share one count of the period's
-leads by status, source and agent (one pass over the leads, which an index covers), read once
-per request.
+leads by status, source and agent, read once per request from the sales summary
+(``app.dashboards.summary``: whole months from month rows, the days at the ends from day rows),
+not from the leads themselves.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from decimal import Decimal
 
 from flask import has_request_context, request
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.dashboards.base import ChartSpec, Dashboard, label_of
 from app.dashboards.charts import Bar, Chart
 from app.dashboards.filters import DashboardFilters, person_name
 from app.dashboards.links import EQ, REL, instant_range, list_url
+from app.dashboards.summary import status_counts_by_source_and_agent
 from app.extensions import db
 from app.leads.models import LEAD_SOURCES, LEAD_STATUSES, Lead
 
@@ -51,14 +53,9 @@ def lead_breakdown(filters: DashboardFilters) -> list[tuple[str, str, int | None
     key = ("crm.sales_breakdown", filters.start, filters.end, filters.branch, filters.agent)
     if has_request_context() and key in request.environ:
         return request.environ[key]
-    rows = [
-        tuple(row)
-        for row in db.session.execute(
-            select(Lead.status, Lead.source, Lead.assigned_agent_id, func.count())
-            .where(*_where(filters))
-            .group_by(Lead.status, Lead.source, Lead.assigned_agent_id)
-        ).all()
-    ]
+    rows = status_counts_by_source_and_agent(
+        filters.date_from, filters.date_to, filters.branch, filters.agent
+    )
     if has_request_context():
         request.environ[key] = rows
     return rows
