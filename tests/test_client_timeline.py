@@ -6,13 +6,13 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import event, literal, null, select, update
 
 from app.clients.risk import QUESTIONS, assess_risk
 from app.clients.timeline import TimelineEvent, register_timeline_source
 from app.comms.models import Notification
 from app.comms.services import notify
-from app.core.types import utcnow
+from app.core.types import UTCDateTime, utcnow
 from app.documents.models import Document
 from app.documents.services import find_owner, upload_document
 from app.extensions import db
@@ -137,32 +137,97 @@ def test_the_api_pages_through_the_whole_history_without_gaps(pg_client, history
 
 
 def test_a_later_desk_adds_its_events_by_registering_a_source(pg_client, history):
+    from app.clients.models import Client
     from app.clients.timeline import TIMELINE_SOURCES
 
     agent, client = history
 
+    def policy_event(row):
+        return TimelineEvent(at=row.at, kind="insurance", title=f"Policy issued to {row.name}")
+
     # A kind no real desk registers, so taking it away again leaves the registry as it was.
-    @register_timeline_source("insurance", "Insurance")
-    def policy_events(client_id, before, limit):
-        return [
-            TimelineEvent(at=utcnow() + timedelta(hours=1), kind="insurance", title="Policy issued")
-        ]
+    @register_timeline_source("insurance", "Insurance", policy_event)
+    def policy_rows(client_id):
+        return select(
+            literal(utcnow() + timedelta(hours=1), UTCDateTime).label("at"), Client.name
+        ).where(Client.id == client_id)
 
     try:
         login(pg_client, agent.user.username)
         page = pg_client.get(f"/clientview/timeline/{client.id}").get_data(as_text=True)
     finally:
         TIMELINE_SOURCES.pop("insurance")
-    assert kinds_on(page)[0] == "insurance" and "Policy issued" in page
+    assert kinds_on(page)[0] == "insurance" and "Policy issued to Asha Verma" in page
     assert 'value="insurance"' in page  # and it can be filtered on
 
 
-def test_the_timeline_costs_the_same_queries_for_a_long_history(pg_client, history):
+def test_a_source_whose_columns_a_timeline_cannot_hold_is_refused_by_name(pg_app, history):
+    from app.clients.timeline import TIMELINE_SOURCES, client_timeline
+
+    _, client = history
+    register_timeline_source("broken", "Broken", lambda row: None)(
+        lambda client_id: select(literal(utcnow(), UTCDateTime).label("at"), null().label("x"))
+    )
+    try:
+        with pytest.raises(ValueError, match="'x' of the 'broken' select"):
+            client_timeline(client.id, {"broken"})
+    finally:
+        TIMELINE_SOURCES.pop("broken")
+
+
+def test_each_timeline_shows_its_own_clients_events_to_those_who_may_see_the_client(
+    pg_client, history
+):
+    agent, client = history
+    colleague = make_staff("Agent", agent.branch)
+    manager = make_staff("Manager", agent.branch)
+    other_manager = make_staff("Manager", make_branch())
+    db.session.commit()
+    lead = make_lead(colleague, first_name="Ravi", last_name="Kumar", status="qualified")
+    add_interaction(lead, _actor(colleague), kind="meeting", outcome="wants a fixed deposit")
+    db.session.commit()
+    theirs = convert_lead(lead.id, _actor(colleague))
+    db.session.commit()
+
+    def page(username: str, client_id: int):
+        pg_client.get("/logout/")
+        login(pg_client, username)
+        response = pg_client.get(f"/clientview/timeline/{client_id}")
+        return response.status_code, response.get_data(as_text=True)
+
+    status, mine = page(agent.user.username, client.id)
+    assert status == 200 and "Call: keen on a loan" in mine
+    assert "wants a fixed deposit" not in mine and "Ravi Kumar" not in mine
+    assert page(agent.user.username, theirs.id)[0] == 404
+    # Their manager sees both clients, each timeline with its own events only.
+    _, first = page(manager.user.username, client.id)
+    _, second = page(manager.user.username, theirs.id)
+    assert "Call: keen on a loan" in first and "wants a fixed deposit" not in first
+    assert "Meeting: wants a fixed deposit" in second and "keen on a loan" not in second
+    assert page(other_manager.user.username, client.id)[0] == 404
+
+
+def test_simultaneous_events_keep_the_order_of_the_desks(pg_client, history):
+    agent, client = history
+    moment = utcnow() - timedelta(days=10)
+    for model, column in ((Interaction, "occurred_at"), (Task, "created_at")):
+        db.session.execute(update(model).values({column: moment}))
+    db.session.commit()
+    auth = {"Authorization": f"Bearer {api_token(pg_client, agent.user.username)}"}
+    url = f"/api/v1/client/{client.id}/timeline"
+    for _ in range(3):
+        events = pg_client.get(url, query_string={"kind": ["task", "interaction"]}, headers=auth)
+        assert [e["kind"] for e in events.json["result"]] == ["interaction", "task"]
+
+
+def test_the_timeline_costs_the_same_statements_for_a_long_history_and_every_kind(
+    pg_client, history
+):
     agent, client = history
     auth = {"Authorization": f"Bearer {api_token(pg_client, agent.user.username)}"}
     url = f"/api/v1/client/{client.id}/timeline"
 
-    def selects() -> int:
+    def selects(**query) -> int:
         seen = []
 
         def count(conn, cursor, statement, *args):
@@ -171,12 +236,14 @@ def test_the_timeline_costs_the_same_queries_for_a_long_history(pg_client, histo
 
         event.listen(db.engine, "before_cursor_execute", count)
         try:
-            assert pg_client.get(url, headers=auth).status_code == 200
+            assert pg_client.get(url, query_string=query, headers=auth).status_code == 200
         finally:
             event.remove(db.engine, "before_cursor_execute", count)
         return len(seen)
 
     short = selects()
+    # Every kind of event is read in the same one statement: asking for one kind costs as much.
+    assert selects(kind="interaction") == short
     lead = db.session.scalar(select(Interaction)).lead
     for n in range(30):
         add_interaction(lead, _actor(agent), kind="note", outcome=f"note {n}")

@@ -436,7 +436,7 @@ def test_an_offer_that_was_sent_cannot_be_deleted(app, client):
 
 
 def test_sent_offers_show_on_the_timeline_and_deliveries_follow_client_scope(app, client, rm):
-    from app.clients.timeline import TIMELINE_SOURCES
+    from app.clients.timeline import client_timeline
 
     agent = make_staff("Agent", make_branch())
     other_agent = make_staff("Agent", make_branch())
@@ -445,7 +445,7 @@ def test_sent_offers_show_on_the_timeline_and_deliveries_follow_client_scope(app
     make_offer(name="Festive rate", subject="A festive rate for {first_name}")
     send_offers(TODAY)
 
-    events = TIMELINE_SOURCES["message"][1](mine.id, None, 10)
+    _, events = client_timeline(mine.id, {"message"}, None, 10)
     assert [event.title for event in events] == ["email to the client: A festive rate for Asha"]
 
     login(client, agent.user.username)

@@ -33,8 +33,9 @@ DETAIL_OVER_BUDGET = {
 """Detail pages that show more related lists than the budget allows, one statement each."""
 DASHBOARD_BUDGET = 12
 """A dashboard: the frame above plus one aggregate per chart (the lending one has the most)."""
-TIMELINE_BUDGET = 20
-"""The client timeline: the frame, the client, and one query per kind of event it merges."""
+TIMELINE_BUDGET = 8
+"""The client timeline: the frame, the client, and one statement for every kind of event it
+merges (a UNION ALL of each kind's newest events)."""
 AUDIENCES = ("sales", "compliance", "lending", "billing", "brokerage", "forex")
 MAIN_RECORDS = (
     "LeadView",

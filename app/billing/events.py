@@ -2,8 +2,7 @@
 
 Timeline: the client's invoices (when created, with their number, total and status) and the
 payments received on them. Calendar: the renewal dates of the active contracts of clients a
-member of staff is relationship manager of. Each source is one query; importing this module
-registers them.
+member of staff is relationship manager of. Importing this module registers them.
 """
 
 from __future__ import annotations
@@ -11,11 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from app.billing.models import Contract, Invoice, Payment
 from app.clients.models import Client
-from app.clients.timeline import TimelineEvent, _bounded, _rows, register_timeline_source
+from app.clients.timeline import TimelineEvent, register_timeline_source
 from app.extensions import db
 from app.lending.events import _at, _days_in, _money
 from app.security.scoping import UNSCOPED
@@ -26,65 +25,61 @@ def _invoice_name(number: str | None, invoice_id: int) -> str:
     return number or f"draft invoice #{invoice_id}"
 
 
-@register_timeline_source("invoice", "Invoices")
-def invoice_events(client_id: int, before: datetime | None, limit: int) -> list[TimelineEvent]:
-    query = (
+def _invoice_event(row) -> TimelineEvent:
+    return TimelineEvent(
+        at=row.at,
+        kind="invoice",
+        title=f"Invoice {_invoice_name(row.number, row.id)}: {_money(row.total)}",
+        detail=f"{row.status.replace('_', ' ')}, due {row.due_date:%d %b %Y}",
+        url=f"/invoiceview/show/{row.id}",
+        who=row.username,
+    )
+
+
+@register_timeline_source("invoice", "Invoices", _invoice_event)
+def invoice_rows(client_id: int) -> Select:
+    return (
         select(
+            Invoice.created_at.label("at"),
             Invoice.id,
             Invoice.number,
             Invoice.total,
             Invoice.status,
             Invoice.due_date,
             User.username,
-            Invoice.created_at,
         )
         .outerjoin(User, User.id == Invoice.created_by_id)
         .where(Invoice.client_id == client_id)
     )
-    return [
-        TimelineEvent(
-            at=created_at,
-            kind="invoice",
-            title=f"Invoice {_invoice_name(number, pk)}: {_money(total)}",
-            detail=f"{status.replace('_', ' ')}, due {due:%d %b %Y}",
-            url=f"/invoiceview/show/{pk}",
-            who=username,
-        )
-        for pk, number, total, status, due, username, created_at in _rows(
-            _bounded(query, Invoice.created_at, before, limit)
-        )
-    ]
 
 
-@register_timeline_source("invoice_payment", "Invoice payments")
-def payment_events(client_id: int, before: datetime | None, limit: int) -> list[TimelineEvent]:
-    query = (
+def _payment_event(row) -> TimelineEvent:
+    return TimelineEvent(
+        at=row.at,
+        kind="invoice_payment",
+        title=f"Payment of {_money(row.amount)} on {_invoice_name(row.number, row.invoice_id)}",
+        detail=f"paid {row.paid_on:%d %b %Y} by {row.method.replace('_', ' ')}",
+        url=f"/invoiceview/show/{row.invoice_id}",
+        who=row.username,
+    )
+
+
+@register_timeline_source("invoice_payment", "Invoice payments", _payment_event)
+def payment_rows(client_id: int) -> Select:
+    return (
         select(
+            Payment.created_at.label("at"),
             Payment.invoice_id,
             Invoice.number,
             Payment.amount,
             Payment.paid_on,
             Payment.method,
             User.username,
-            Payment.created_at,
         )
         .join(Invoice, Invoice.id == Payment.invoice_id)
         .outerjoin(User, User.id == Payment.recorded_by_id)
         .where(Invoice.client_id == client_id)
     )
-    return [
-        TimelineEvent(
-            at=created_at,
-            kind="invoice_payment",
-            title=f"Payment of {_money(amount)} on {_invoice_name(number, invoice_id)}",
-            detail=f"paid {paid_on:%d %b %Y} by {method.replace('_', ' ')}",
-            url=f"/invoiceview/show/{invoice_id}",
-            who=username,
-        )
-        for invoice_id, number, amount, paid_on, method, username, created_at in _rows(
-            _bounded(query, Payment.created_at, before, limit)
-        )
-    ]
 
 
 @register_calendar_source

@@ -1,20 +1,30 @@
 """The brokerage desk on a client's timeline: each trade (side, quantity, instrument, price,
-status, a suitability flag) at the time it was recorded. One query; importing registers it."""
+status, a suitability flag) at the time it was recorded. Importing this module registers it."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from app.brokerage.models import Instrument, Trade
-from app.clients.timeline import TimelineEvent, _bounded, _rows, register_timeline_source
+from app.clients.timeline import TimelineEvent, register_timeline_source
 
 
-@register_timeline_source("trade", "Trades")
-def trade_events(client_id: int, before: datetime | None, limit: int) -> list[TimelineEvent]:
-    query = (
+def _trade_event(row) -> TimelineEvent:
+    return TimelineEvent(
+        at=row.at,
+        kind="trade",
+        title=f"TR-{row.id:06d}: {row.side} {row.quantity.normalize():f} {row.symbol} @ "
+        f"{row.price.normalize():f} ({row.status})",
+        detail=f"Suitability: {row.suitability_reason}" if row.suitability_flag else None,
+        url=f"/tradeview/show/{row.id}",
+    )
+
+
+@register_timeline_source("trade", "Trades", _trade_event)
+def trade_rows(client_id: int) -> Select:
+    return (
         select(
+            Trade.created_at.label("at"),
             Trade.id,
             Trade.side,
             Trade.quantity,
@@ -23,21 +33,7 @@ def trade_events(client_id: int, before: datetime | None, limit: int) -> list[Ti
             Trade.status,
             Trade.suitability_flag,
             Trade.suitability_reason,
-            Trade.created_at,
         )
         .join(Instrument, Instrument.id == Trade.instrument_id)
         .where(Trade.client_id == client_id)
     )
-    return [
-        TimelineEvent(
-            at=created_at,
-            kind="trade",
-            title=f"TR-{trade_id:06d}: {side} {quantity.normalize():f} {symbol} @ "
-            f"{price.normalize():f} ({status})",
-            detail=f"Suitability: {reason}" if flag else None,
-            url=f"/tradeview/show/{trade_id}",
-        )
-        for trade_id, side, quantity, symbol, price, status, flag, reason, created_at in _rows(
-            _bounded(query, Trade.created_at, before, limit)
-        )
-    ]

@@ -1,10 +1,16 @@
 """A client's timeline: everything that happened with the client, newest first, from every desk.
 
-A *source* is a function ``(client_id, before, limit) -> list[TimelineEvent]`` returning at most
-``limit`` of its newest events strictly older than ``before`` (None: no bound), with ONE query
-ordered and limited in the database. The page merges the sources' lists, so a page costs one
-query per source whatever the client's history. Sources run unscoped: the page checks first that
-the actor may see the client, and everything listed belongs to that client.
+A *source* is one kind of event. It gives a function ``client_id -> Select`` choosing the
+client's events of that kind, one row each, with the moment of each in a column labelled
+``at``, and a function turning one such row into a ``TimelineEvent``. A page reads every source
+at once, in ONE statement (``app.core.newest_first``): a UNION ALL of the sources' selects, each
+ordered by time and limited in the database, the whole ordered by time and limited again. A
+page therefore costs one statement however long the client's history and however many desks
+register a source.
+
+The events are read unscoped: the client is looked up first through the actor's row scope
+(another agent's client is not found), and everything listed belongs to that client. (An agent
+sees the messages sent to their client, although the outbox itself is scoped to its recipients.)
 
 The clients desk registers interactions, messages, documents, tasks, risk assessments and the
 client record's own changes here; later desks (KYC, loans, transactions) call
@@ -13,18 +19,18 @@ client record's own changes here; later desks (KYC, loans, transactions) call
 
 from __future__ import annotations
 
-import heapq
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from app.audit.models import AuditLog
 from app.clients.models import Client, RiskAssessment
 from app.core.errors import NotFound
+from app.core.newest_first import newest_first
 from app.extensions import db
 from app.security.scoping import UNSCOPED
 
@@ -39,17 +45,32 @@ class TimelineEvent:
     who: str | None = None
 
 
-TimelineSource = Callable[[int, datetime | None, int], list[TimelineEvent]]
-TIMELINE_SOURCES: dict[str, tuple[str, TimelineSource]] = {}
-"""kind -> (label shown in the filter, source)"""
+@dataclass(frozen=True)
+class TimelineSource:
+    """One kind of event on every client's timeline."""
+
+    label: str
+    """Shown in the page's filter."""
+    rows: Callable[[int], Select]
+    """The client's events of this kind: a select with a column labelled ``at`` (when it
+    happened), the other columns named as ``event`` reads them."""
+    event: Callable[[Any], TimelineEvent]
+    """One row (its columns as attributes) as the event shown."""
 
 
-def register_timeline_source(kind: str, label: str) -> Callable[[TimelineSource], TimelineSource]:
-    """Add a source of events to every client's timeline; used as a decorator."""
+TIMELINE_SOURCES: dict[str, TimelineSource] = {}
+"""kind -> source, in the order they were registered (which also orders simultaneous events)"""
 
-    def register(func: TimelineSource) -> TimelineSource:
-        TIMELINE_SOURCES[kind] = (label, func)
-        return func
+
+def register_timeline_source(
+    kind: str, label: str, event: Callable[[Any], TimelineEvent]
+) -> Callable[[Callable[[int], Select]], Callable[[int], Select]]:
+    """Add a kind of event to every client's timeline; decorates the function that selects the
+    client's rows, ``event`` turns one row into what the page shows."""
+
+    def register(rows: Callable[[int], Select]) -> Callable[[int], Select]:
+        TIMELINE_SOURCES[kind] = TimelineSource(label, rows, event)
+        return rows
 
     return register
 
@@ -89,143 +110,134 @@ def client_timeline(
     if client is None:
         raise NotFound("no such client.")
     limit = max(1, min(limit, 200))
-    streams = [
-        source(client.id, before, limit)
-        for kind, (_, source) in TIMELINE_SOURCES.items()
+    selects = {
+        kind: source.rows(client.id)
+        for kind, source in TIMELINE_SOURCES.items()
         if kinds is None or kind in kinds
-    ]
-    merged = heapq.merge(*streams, key=lambda event: event.at, reverse=True)
-    return client, list(islice(merged, limit))
-
-
-def _bounded(query, column, before: datetime | None, limit: int):
-    if before is not None:
-        query = query.where(column < before)
-    return query.order_by(column.desc()).limit(limit)
-
-
-def _rows(query):
-    return db.session.execute(query, execution_options=UNSCOPED).all()
+    }
+    rows = newest_first(selects, before, limit, execution_options=UNSCOPED)
+    return client, [TIMELINE_SOURCES[kind].event(row) for kind, row in rows]
 
 
 # ---- the sources of the desks that exist so far ---------------------------------------------
 
 
-@register_timeline_source("interaction", "Interactions")
-def interaction_events(client_id: int, before: datetime | None, limit: int):
+def _interaction_event(row) -> TimelineEvent:
+    return TimelineEvent(
+        at=row.at,
+        kind="interaction",
+        title=f"{row.kind.capitalize()}" + (f": {row.outcome}" if row.outcome else ""),
+        detail=(row.body or "")[:300] or None,
+        url=f"/interactionview/show/{row.id}",
+        who=row.username,
+    )
+
+
+@register_timeline_source("interaction", "Interactions", _interaction_event)
+def interaction_rows(client_id: int) -> Select:
     from flask_appbuilder.security.sqla.models import User
 
     from app.leads.models import Interaction
 
-    query = (
-        select(Interaction.id, Interaction.kind, Interaction.occurred_at, Interaction.outcome)
-        .add_columns(Interaction.body, User.username)
+    return (
+        select(
+            Interaction.occurred_at.label("at"),
+            Interaction.id,
+            Interaction.kind,
+            Interaction.outcome,
+            Interaction.body,
+            User.username,
+        )
         .join(User, User.id == Interaction.author_id)
         .where(Interaction.client_id == client_id)
     )
-    return [
-        TimelineEvent(
-            at=occurred_at,
-            kind="interaction",
-            title=f"{kind.capitalize()}" + (f": {outcome}" if outcome else ""),
-            detail=(body or "")[:300] or None,
-            url=f"/interactionview/show/{interaction_id}",
-            who=username,
-        )
-        for interaction_id, kind, occurred_at, outcome, body, username in _rows(
-            _bounded(query, Interaction.occurred_at, before, limit)
-        )
-    ]
 
 
-@register_timeline_source("message", "Messages")
-def message_events(client_id: int, before: datetime | None, limit: int):
+def _message_event(row) -> TimelineEvent:
+    return TimelineEvent(
+        at=row.at,
+        kind="message",
+        title=f"{row.channel} to the client: {row.subject}",
+        detail=f"status: {row.status}",
+    )
+
+
+@register_timeline_source("message", "Messages", _message_event)
+def message_rows(client_id: int) -> Select:
     from app.comms.models import Notification
 
-    query = select(
-        Notification.id,
+    return select(
+        Notification.created_at.label("at"),
         Notification.channel,
         Notification.subject,
         Notification.status,
-        Notification.created_at,
     ).where(Notification.recipient_client_id == client_id)
-    return [
-        TimelineEvent(
-            at=created_at,
-            kind="message",
-            title=f"{channel} to the client: {subject}",
-            detail=f"status: {status}",
-        )
-        for _, channel, subject, status, created_at in _rows(
-            _bounded(query, Notification.created_at, before, limit)
-        )
-    ]
 
 
-@register_timeline_source("document", "Documents")
-def document_events(client_id: int, before: datetime | None, limit: int):
+def _document_event(row) -> TimelineEvent:
+    return TimelineEvent(
+        at=row.at,
+        kind="document",
+        title=f"Document uploaded: {row.doc_type.replace('_', ' ')} v{row.version}",
+        detail=row.original_name,
+        url=f"/documentview/show/{row.id}",
+        who=row.username,
+    )
+
+
+@register_timeline_source("document", "Documents", _document_event)
+def document_rows(client_id: int) -> Select:
     from flask_appbuilder.security.sqla.models import User
 
     from app.documents.models import Document
 
-    query = (
-        select(Document.id, Document.doc_type, Document.version, Document.original_name)
-        .add_columns(Document.uploaded_at, User.username)
+    return (
+        select(
+            Document.uploaded_at.label("at"),
+            Document.id,
+            Document.doc_type,
+            Document.version,
+            Document.original_name,
+            User.username,
+        )
         .join(User, User.id == Document.uploaded_by_id)
         .where(Document.client_id == client_id)
     )
-    return [
-        TimelineEvent(
-            at=uploaded_at,
-            kind="document",
-            title=f"Document uploaded: {doc_type.replace('_', ' ')} v{version}",
-            detail=name,
-            url=f"/documentview/show/{document_id}",
-            who=username,
-        )
-        for document_id, doc_type, version, name, uploaded_at, username in _rows(
-            _bounded(query, Document.uploaded_at, before, limit)
-        )
-    ]
 
 
-@register_timeline_source("task", "Tasks")
-def task_events(client_id: int, before: datetime | None, limit: int):
+def _task_event(row) -> TimelineEvent:
+    return TimelineEvent(
+        at=row.at,
+        kind="task",
+        title=f"Task: {row.title}",
+        detail=f"{row.status}, due {row.due_at:%Y-%m-%d %H:%M} UTC",
+        url=f"/taskview/show/{row.id}",
+    )
+
+
+@register_timeline_source("task", "Tasks", _task_event)
+def task_rows(client_id: int) -> Select:
     from app.tasks.models import Task
 
-    query = select(Task.id, Task.title, Task.status, Task.due_at, Task.created_at).where(
+    return select(Task.created_at.label("at"), Task.id, Task.title, Task.status, Task.due_at).where(
         Task.client_id == client_id
     )
-    return [
-        TimelineEvent(
-            at=created_at,
-            kind="task",
-            title=f"Task: {title}",
-            detail=f"{status}, due {due_at:%Y-%m-%d %H:%M} UTC",
-            url=f"/taskview/show/{task_id}",
-        )
-        for task_id, title, status, due_at, created_at in _rows(
-            _bounded(query, Task.created_at, before, limit)
-        )
-    ]
 
 
-@register_timeline_source("risk", "Risk profile")
-def risk_events(client_id: int, before: datetime | None, limit: int):
-    query = select(RiskAssessment.profile, RiskAssessment.score, RiskAssessment.assessed_at).where(
-        RiskAssessment.client_id == client_id
+def _risk_event(row) -> TimelineEvent:
+    return TimelineEvent(
+        at=row.at,
+        kind="risk",
+        title=f"Risk questionnaire: {row.profile}",
+        detail=f"score {row.score}",
     )
-    return [
-        TimelineEvent(
-            at=assessed_at,
-            kind="risk",
-            title=f"Risk questionnaire: {profile}",
-            detail=f"score {score}",
-        )
-        for profile, score, assessed_at in _rows(
-            _bounded(query, RiskAssessment.assessed_at, before, limit)
-        )
-    ]
+
+
+@register_timeline_source("risk", "Risk profile", _risk_event)
+def risk_rows(client_id: int) -> Select:
+    return select(
+        RiskAssessment.assessed_at.label("at"), RiskAssessment.profile, RiskAssessment.score
+    ).where(RiskAssessment.client_id == client_id)
 
 
 # Changes of these fields are shown with their values; others are only named.
@@ -239,37 +251,36 @@ SHOWN_CHANGES = (
 )
 
 
-@register_timeline_source("record", "Record changes")
-def record_events(client_id: int, before: datetime | None, limit: int):
-    query = select(
-        AuditLog.action, AuditLog.changes, AuditLog.detail, AuditLog.actor_name
-    ).add_columns(AuditLog.occurred_at)
-    query = query.where(
+def _record_event(row) -> TimelineEvent:
+    if row.action == "create":
+        title, text = "Client created", row.detail
+    else:
+        fields = json.loads(row.changes or "{}")
+        shown = [
+            f"{name.replace('_', ' ')}: {fields[name][0]} → {fields[name][1]}"
+            for name in SHOWN_CHANGES
+            if name in fields
+        ]
+        others = sorted(
+            name.replace("_", " ")
+            for name in fields
+            if name not in SHOWN_CHANGES and name != "updated_at" and not name.endswith("_hash")
+        )
+        title = "Client updated"
+        text = "; ".join(shown + ([f"changed: {', '.join(others)}"] if others else [])) or None
+    return TimelineEvent(at=row.at, kind="record", title=title, detail=text, who=row.actor_name)
+
+
+@register_timeline_source("record", "Record changes", _record_event)
+def record_rows(client_id: int) -> Select:
+    return select(
+        AuditLog.occurred_at.label("at"),
+        AuditLog.action,
+        AuditLog.changes,
+        AuditLog.detail,
+        AuditLog.actor_name,
+    ).where(
         AuditLog.record_type == "client",
         AuditLog.record_id == str(client_id),
         AuditLog.action.in_(("create", "update")),
     )
-    events = []
-    for action, changes, detail, actor_name, occurred_at in _rows(
-        _bounded(query, AuditLog.occurred_at, before, limit)
-    ):
-        if action == "create":
-            title, text = "Client created", detail
-        else:
-            fields = json.loads(changes or "{}")
-            shown = [
-                f"{name.replace('_', ' ')}: {fields[name][0]} → {fields[name][1]}"
-                for name in SHOWN_CHANGES
-                if name in fields
-            ]
-            others = sorted(
-                name.replace("_", " ")
-                for name in fields
-                if name not in SHOWN_CHANGES and name != "updated_at" and not name.endswith("_hash")
-            )
-            title = "Client updated"
-            text = "; ".join(shown + ([f"changed: {', '.join(others)}"] if others else [])) or None
-        events.append(
-            TimelineEvent(at=occurred_at, kind="record", title=title, detail=text, who=actor_name)
-        )
-    return events

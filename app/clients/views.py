@@ -221,7 +221,7 @@ class ClientView(ServiceModelView):
             client=client,
             events=events,
             kinds=kinds or set(),
-            sources=[(kind, label) for kind, (label, _) in TIMELINE_SOURCES.items()],
+            sources=[(kind, source.label) for kind, source in TIMELINE_SOURCES.items()],
             older=events[-1].at.isoformat() if len(events) >= 50 else None,
             title=f"Timeline: {client.name}",
         )

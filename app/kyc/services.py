@@ -20,7 +20,7 @@ from datetime import date
 from typing import Any
 
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import and_, func, select
+from sqlalchemy import Select, and_, func, select
 from stdnum import iban as std_iban
 from stdnum.exceptions import ValidationError as StdnumError
 
@@ -447,34 +447,28 @@ def review_queue(limit: int = 100) -> list[KycCase]:
 # ---- the client's timeline -----------------------------------------------------------------
 
 
-@register_timeline_source("kyc", "KYC")
-def kyc_events(client_id: int, before, limit: int) -> list[TimelineEvent]:
+def _kyc_event(row) -> TimelineEvent:
+    return TimelineEvent(
+        at=row.at,
+        kind="kyc",
+        title=f"KYC case #{row.case_id}: {row.to_status.replace('_', ' ')}",
+        detail=row.note,
+        url=f"/kyccaseview/show/{row.case_id}",
+        who=row.actor_name,
+    )
+
+
+@register_timeline_source("kyc", "KYC", _kyc_event)
+def kyc_rows(client_id: int) -> Select:
     """Every step of the client's KYC cases."""
-    query = (
+    return (
         select(
+            KycCaseEvent.occurred_at.label("at"),
             KycCaseEvent.case_id,
             KycCaseEvent.to_status,
             KycCaseEvent.note,
             KycCaseEvent.actor_name,
-            KycCaseEvent.occurred_at,
         )
         .join(KycCase, KycCase.id == KycCaseEvent.case_id)
         .where(KycCase.client_id == client_id)
     )
-    if before is not None:
-        query = query.where(KycCaseEvent.occurred_at < before)
-    rows = db.session.execute(
-        query.order_by(KycCaseEvent.occurred_at.desc()).limit(limit),
-        execution_options=UNSCOPED,
-    )
-    return [
-        TimelineEvent(
-            at=occurred_at,
-            kind="kyc",
-            title=f"KYC case #{case_id}: {to_status.replace('_', ' ')}",
-            detail=note,
-            url=f"/kyccaseview/show/{case_id}",
-            who=actor_name,
-        )
-        for case_id, to_status, note, actor_name, occurred_at in rows
-    ]

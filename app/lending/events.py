@@ -12,9 +12,9 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from flask import current_app
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
-from app.clients.timeline import TimelineEvent, _bounded, _rows, register_timeline_source
+from app.clients.timeline import TimelineEvent, register_timeline_source
 from app.extensions import db
 from app.lending.models import (
     LoanApplication,
@@ -45,42 +45,56 @@ def _reference(reference: str | None, application_id: int) -> str:
 # ---- the client's timeline ----------------------------------------------------------------
 
 
-@register_timeline_source("loan", "Loans")
-def stage_events(client_id: int, before: datetime | None, limit: int) -> list[TimelineEvent]:
-    query = (
+def _stage_event(row) -> TimelineEvent:
+    return TimelineEvent(
+        at=row.at,
+        kind="loan",
+        title=f"{_reference(row.reference, row.application_id)}: "
+        + (f"{row.from_stage} → {row.to_stage}" if row.from_stage else f"opened in {row.to_stage}"),
+        detail=row.note or None,
+        url=_link(row.application_id),
+        who=row.actor_name,
+    )
+
+
+@register_timeline_source("loan", "Loans", _stage_event)
+def stage_rows(client_id: int) -> Select:
+    return (
         select(
+            LoanStageEvent.occurred_at.label("at"),
             LoanStageEvent.application_id,
             LoanApplication.reference,
             LoanStageEvent.from_stage,
             LoanStageEvent.to_stage,
             LoanStageEvent.note,
             LoanStageEvent.actor_name,
-            LoanStageEvent.occurred_at,
         )
         .join(LoanApplication, LoanApplication.id == LoanStageEvent.application_id)
         .where(LoanApplication.client_id == client_id)
     )
-    return [
-        TimelineEvent(
-            at=occurred_at,
-            kind="loan",
-            title=f"{_reference(reference, application_id)}: "
-            + (f"{from_stage} → {to_stage}" if from_stage else f"opened in {to_stage}"),
-            detail=note or None,
-            url=_link(application_id),
-            who=actor_name,
-        )
-        for application_id, reference, from_stage, to_stage, note, actor_name, occurred_at in _rows(
-            _bounded(query, LoanStageEvent.occurred_at, before, limit)
-        )
-    ]
 
 
-@register_timeline_source("repayment", "Repayments")
-def repayment_events(client_id: int, before: datetime | None, limit: int) -> list[TimelineEvent]:
-    """Repayments, at the time they were recorded (the date received is in the detail)."""
-    query = (
+def _repayment_event(row) -> TimelineEvent:
+    """A repayment, at the time it was recorded (the date received is in the detail)."""
+    return TimelineEvent(
+        at=row.at,
+        kind="repayment",
+        title=f"Repayment of {_money(row.amount)} on "
+        f"{_reference(row.reference, row.application_id)}",
+        detail=(
+            f"received {row.received_on:%d %b %Y} by {row.method.replace('_', ' ')}; "
+            f"interest {_money(row.interest_part)}, principal {_money(row.principal_part)}"
+        ),
+        url=_link(row.application_id),
+        who=row.username,
+    )
+
+
+@register_timeline_source("repayment", "Repayments", _repayment_event)
+def repayment_rows(client_id: int) -> Select:
+    return (
         select(
+            LoanRepayment.created_at.label("at"),
             LoanRepayment.application_id,
             LoanApplication.reference,
             LoanRepayment.amount,
@@ -89,36 +103,11 @@ def repayment_events(client_id: int, before: datetime | None, limit: int) -> lis
             LoanRepayment.interest_part,
             LoanRepayment.principal_part,
             User.username,
-            LoanRepayment.created_at,
         )
         .join(LoanApplication, LoanApplication.id == LoanRepayment.application_id)
         .outerjoin(User, User.id == LoanRepayment.recorded_by_id)
         .where(LoanApplication.client_id == client_id)
     )
-    return [
-        TimelineEvent(
-            at=created_at,
-            kind="repayment",
-            title=f"Repayment of {_money(amount)} on {_reference(reference, application_id)}",
-            detail=(
-                f"received {received_on:%d %b %Y} by {method.replace('_', ' ')}; "
-                f"interest {_money(interest)}, principal {_money(principal)}"
-            ),
-            url=_link(application_id),
-            who=username,
-        )
-        for (
-            application_id,
-            reference,
-            amount,
-            received_on,
-            method,
-            interest,
-            principal,
-            username,
-            created_at,
-        ) in _rows(_bounded(query, LoanRepayment.created_at, before, limit))
-    ]
 
 
 # ---- the calendar -------------------------------------------------------------------------
