@@ -33,6 +33,7 @@ NO_API = {
     "kyc_expiry_alert": "once-only keys of the expiry job's alerts",
     "calendar_feed_token": "hashed secrets of ICS feed links (made and revoked on the calendar)",
     "form_submission": "one-time ids of money forms already acted on (a double submit is refused)",
+    "summary_lead": "the sales dashboard's counts of leads; the leads and the dashboard reports are the API",
 }
 
 # DOMAIN's entities, by the name a reader of DOMAIN.md knows them, and their API.
