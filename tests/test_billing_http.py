@@ -4,6 +4,7 @@ download, and who may issue and record payments."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from app.billing.models import Contract, Invoice, Payment
 from app.extensions import db
 from tests.billing_support import issued_invoice, make_client, two_lines
 from tests.support import api_token, count, login, make_branch, make_staff
+from tests.test_statement_budget import counting
 
 
 def _bearer(client, staff) -> dict[str, str]:
@@ -271,3 +273,32 @@ def test_draft_lines_change_on_the_screen_issued_ones_do_not(app, client):
         f"/invoiceview/void/{invoice.id}", data={"reason": "wrong client"}, follow_redirects=True
     ).get_data(as_text=True)
     assert 'id="invoice-status">void' in page
+
+
+def test_an_invoice_page_lists_its_lines_payments_and_ledger_at_the_same_cost_however_many(
+    app, client
+):
+    manager = make_staff("Manager", make_branch(tz="UTC"))
+    invoice = issued_invoice(make_client(make_staff("Agent", manager.branch)))
+    login(client, manager.user.username)
+    show = f"/invoiceview/show/{invoice.id}"
+    costs = []
+    for amount in ("95.82", "100.00", "200.00"):
+        client.post(f"/invoiceview/payment/{invoice.id}", data={"amount": amount, "method": "cash"})
+        with counting() as statements:
+            page = client.get(show).get_data(as_text=True)
+        costs.append(len(statements))
+    assert costs[0] == costs[-1] <= 8  # three payments (and their entries) cost what one does
+    lines = page[page.index('id="billing-lines"') : page.index('id="invoice-payments"')]
+    assert "Advisory retainer" in lines and "Courier" in lines
+    assert 'id="add-line-form"' not in page  # an issued invoice's lines no longer change
+    payments = page[page.index('id="invoice-payments"') : page.index('id="invoice-ledger"')]
+    assert re.findall(r'class="text-right">([\d,.]+)</td>', payments) == [
+        "95.82",
+        "100.00",
+        "200.00",
+    ]
+    assert payments.count(f"<td>{manager.user.username}</td>") == 3
+    ledger = page[page.index('id="invoice-ledger"') :]
+    memos = re.findall(r"<td>((?:Invoice|Payment on) INV-[\d-]+)</td>", ledger)
+    assert memos == [f"Invoice {invoice.number}"] * 3 + [f"Payment on {invoice.number}"] * 6

@@ -489,3 +489,40 @@ def test_two_simultaneous_repayments_beyond_the_payoff_one_is_refused(pg_app):
     assert outstanding(loan) == D("1000.00")
     rows = ledger.trial_balance()
     assert sum(r.debit for r in rows) == sum(r.credit for r in rows)
+
+
+def test_the_loan_page_lists_every_tab_in_order_at_the_same_cost_however_long(client, loan, bdm):
+    import re
+
+    from app.lending.models import LoanNote
+    from tests.support import login
+    from tests.test_statement_budget import counting
+
+    login(client, bdm.user.username)
+    show = f"/loanapplicationview/show/{loan.id}"
+
+    def page() -> tuple[int, str]:
+        with counting() as statements:
+            text = client.get(show).get_data(as_text=True)
+        return len(statements), text
+
+    def tab(text: str, name: str) -> str:
+        start = text.index(f'id="tab-{name}"')
+        return text[start : text.index('class="tab-pane', start + 1)]
+
+    first_cost, _ = page()
+    for n, received in enumerate((date(2026, 2, 15), date(2026, 3, 15), date(2026, 4, 15))):
+        db.session.add(
+            LoanNote(application_id=loan.id, body=f"Call {n + 1}", author_id=bdm.user_id)
+        )
+        record_repayment(loan, "1066.19", received, reference=f"BT-{n + 1}", today=date(2026, 5, 1))
+    db.session.commit()
+    cost, text = page()
+    assert cost == first_cost <= 8  # three notes and repayments cost what none did
+    assert re.findall(r"<td>(Call \d)</td>", tab(text, "notes")) == ["Call 3", "Call 2", "Call 1"]
+    assert tab(text, "notes").count(f"<td>{bdm.user.username}</td>") == 3
+    schedule = re.findall(r'<tr class="instalment-(\w+)"><td>(\d+)</td>', tab(text, "schedule"))
+    assert [int(number) for _, number in schedule] == list(range(1, 13))
+    assert [status for status, _ in schedule[:4]] == ["paid"] * 3 + ["scheduled"]
+    assert re.findall(r"<td>(BT-\d)</td>", tab(text, "repayments")) == ["BT-3", "BT-2", "BT-1"]
+    assert tab(text, "parties").count("<td>borrower</td>") == 1

@@ -25,12 +25,12 @@ API_BUDGET = 8
 """An API list: as a list screen, less the page frame, plus FAB's look-up of the public role
 and its permissions that its bearer-token check makes first."""
 DETAIL_BUDGET = 8
-"""A detail page: the record with the records it names, and each related list it shows."""
-DETAIL_OVER_BUDGET = {
-    "InvoiceView": 10,  # lines, payments, credit notes and its journal entries
-    "LoanApplicationView": 14,  # parties, fees, notes, instalments, repayments, stage history...
-}
-"""Detail pages that show more related lists than the budget allows, one statement each."""
+"""A detail page: the record with the records it names, its related lists (read with the
+record, or several together in one statement, as on an invoice or a loan application), its
+ledger entries, the page frame."""
+DETAIL_OVER_BUDGET: dict[str, int] = {}
+"""Detail pages allowed more than the budget (none: the invoice and the loan application, with
+the most related lists, read them together)."""
 DASHBOARD_BUDGET = 12
 """A dashboard: the frame above plus one aggregate per chart (the lending one has the most)."""
 TIMELINE_BUDGET = 8
@@ -133,12 +133,13 @@ def test_a_deep_page_costs_what_the_first_does(demo):
 @pytest.mark.parametrize("endpoint", MAIN_RECORDS)
 def test_detail_pages_stay_within_the_budget(demo, endpoint):
     view = next(v for v in demo.appbuilder.baseviews if v.endpoint == endpoint)
-    pk = db.session.scalar(select(view.datamodel.obj.id).limit(1))
-    assert pk is not None, f"the demo data has no {endpoint} record"
+    keys = db.session.scalars(select(view.datamodel.obj.id).limit(3)).all()
+    assert keys, f"the demo data has no {endpoint} record"
     client = signed_in(demo, "admin")
-    status, statements = statements_for(client, f"{view.route_base}/show/{pk}")
-    assert status == 200
-    assert statements <= DETAIL_OVER_BUDGET.get(endpoint, DETAIL_BUDGET), (endpoint, statements)
+    for pk in keys:  # a draft and issued invoices, loans at different stages...
+        status, statements = statements_for(client, f"{view.route_base}/show/{pk}")
+        assert status == 200
+        assert statements <= DETAIL_OVER_BUDGET.get(endpoint, DETAIL_BUDGET), (pk, statements)
 
 
 def test_every_api_list_costs_the_same_few_statements_with_2_or_60_rows(demo):

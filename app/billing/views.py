@@ -366,30 +366,27 @@ class InvoiceView(_LinedDocumentView):
     def add(self):
         return self._new("New invoice", services.create_invoice, ("due_date", "Due date"))
 
-    @expose("/show/<pk>", methods=["GET"])
-    @has_access
-    def show(self, pk):
-        try:
-            invoice = services.get_invoice(int(pk))
-        except (NotFound, ValueError):
-            abort(404)
-        products = _active_products()
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # The page lists its lines and payments (with who recorded each): read with the invoice.
+        self.datamodel.show_relations += ("lines", "payments.recorded_by")
+
+    def _get_show_widget(self, pk, item, **kwargs):
+        """The page of the invoice FAB read (with its lines and payments): also the ledger
+        entries of the invoice and of its payments, in one statement, and the products a new
+        line is chosen from, only while the draft can be changed."""
+        editable = item.status == "draft" and self.appbuilder.sm.has_access("can_write", "Invoice")
         self.extra_args = {
             **self.extra_args,
-            "invoice": invoice,
-            "products": products,
-            "payments": db.session.scalars(
-                select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.id)
-            ).all(),
-            "entries": [
-                *entries_for(invoice),
-                *(e for p in invoice.payments for e in entries_for(p)),
-            ],
+            "invoice": item,
+            "products": _active_products() if editable else [],
+            "payments": item.payments,
+            "entries": entries_for(item, *item.payments),
             "payment_methods": PAYMENT_METHODS,
             "money": display_money,
             "quantity": display_units,
         }
-        return super().show(pk)
+        return super()._get_show_widget(pk, item, **kwargs)
 
     @expose("/issue/<int:pk>", methods=["POST"])
     @has_access

@@ -14,7 +14,7 @@ from datetime import date
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.errors import ConflictError, FieldError, NotFound
@@ -377,19 +377,28 @@ def trial_balance_report(as_of: date | None = None) -> TrialBalance:
     return TrialBalance(as_of, trial_balance(as_of), base_currency())
 
 
-def entries_for(source: object) -> list[JournalEntry]:
-    """The entries a record caused (its ledger tab), oldest first, lines loaded with them."""
-    from sqlalchemy.orm import selectinload
+def entries_for(*sources: object) -> list[JournalEntry]:
+    """The entries the records caused (their ledger tab), oldest first, with their lines and
+    accounts: one statement whatever the number of records and entries."""
+    from sqlalchemy.orm import joinedload
 
+    if not sources:
+        return []
+    ids_by_table: dict[str, list[int]] = {}
+    for source in sources:
+        ids_by_table.setdefault(source.__tablename__, []).append(source.id)
+    caused = or_(
+        *(
+            and_(JournalEntry.source_type == table, JournalEntry.source_id.in_(ids))
+            for table, ids in ids_by_table.items()
+        )
+    )
     return list(
         db.session.scalars(
             select(JournalEntry)
-            .where(
-                JournalEntry.source_type == source.__tablename__,
-                JournalEntry.source_id == source.id,
-            )
-            .options(selectinload(JournalEntry.lines).joinedload(JournalLine.account))
+            .where(caused)
+            .options(joinedload(JournalEntry.lines).joinedload(JournalLine.account))
             .order_by(JournalEntry.id),
             execution_options=UNSCOPED,
-        )
+        ).unique()
     )

@@ -10,7 +10,7 @@ from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 from wtforms import PasswordField
 from wtforms.validators import Optional
 
@@ -20,6 +20,7 @@ from app.core.crud import CrmSQLAInterface, ServiceModelView
 from app.core.errors import DomainError, NotFound
 from app.core.forms import choice_field, display_choice, display_money, display_timestamp
 from app.core.once import once_per_form
+from app.core.related_lists import RelatedList, related_lists
 from app.documents.models import DOC_TYPES, Document
 from app.documents.services import open_document
 from app.documents.views import file_response
@@ -38,9 +39,11 @@ from app.lending.models import (
     LoanFee,
     LoanInstalment,
     LoanNote,
+    LoanParty,
     LoanProduct,
     LoanProductFee,
     LoanRepayment,
+    LoanStageEvent,
 )
 from app.security.roles import DECIDE, REPAY, VIEW_METHOD_ACTIONS
 from app.security.scoping import current_actor
@@ -275,15 +278,10 @@ class LoanApplicationView(ServiceModelView):
     def add(self):
         return redirect(url_for("NewApplicationView.new"))
 
-    @expose("/show/<pk>", methods=["GET"])
-    @has_access
-    def show(self, pk):
-        try:
-            application = services.get_application(pk)
-        except NotFound:
-            abort(404)
-        self.extra_args = {**self.extra_args, **_tabs(application)}
-        return super().show(pk)
+    def _get_show_widget(self, pk, item, **kwargs):
+        """The page of the application FAB read: also everything its tabs show."""
+        self.extra_args = {**self.extra_args, **_tabs(item)}
+        return super()._get_show_widget(pk, item, **kwargs)
 
     def _act(self, pk: int, action: Callable[[], Any], done: Callable[[Any], str]):
         """Run one action on an application in its own transaction; refusals are flashed
@@ -397,39 +395,54 @@ def _invoice() -> tuple[str | None, bytes] | None:
 
 
 def _tabs(application: LoanApplication) -> dict[str, Any]:
-    """Everything the application page's tabs show, a handful of queries whatever its size."""
+    """Everything the application page's tabs show: its lists in one statement and its ledger
+    in another, whatever its size."""
     actor = current_actor()
-    instalments = db.session.scalars(
-        select(LoanInstalment)
-        .where(LoanInstalment.application_id == application.id)
-        .order_by(LoanInstalment.number)
-    ).all()
-    documents = db.session.scalars(
-        select(Document)
-        .where(Document.loan_application_id == application.id)
-        .order_by(Document.doc_type, Document.version.desc())
-    ).all()
+    key = application.id
+    parties, notes, documents, fees, instalments, repayments, events = related_lists(
+        RelatedList(
+            LoanParty,
+            LoanParty.application_id == key,
+            (LoanParty.id,),
+        ),
+        RelatedList(
+            LoanNote,
+            LoanNote.application_id == key,
+            (LoanNote.id.desc(),),
+            (joinedload(LoanNote.author),),
+        ),
+        RelatedList(
+            Document,
+            Document.loan_application_id == key,
+            (Document.doc_type, Document.version.desc()),
+        ),
+        RelatedList(LoanFee, LoanFee.application_id == key, (LoanFee.id,)),
+        RelatedList(
+            LoanInstalment,
+            LoanInstalment.application_id == key,
+            (LoanInstalment.number,),
+        ),
+        RelatedList(
+            LoanRepayment,
+            LoanRepayment.application_id == key,
+            (LoanRepayment.id.desc(),),
+        ),
+        RelatedList(
+            LoanStageEvent,
+            LoanStageEvent.application_id == key,
+            (LoanStageEvent.id,),
+        ),
+    )
     return {
         "application": application,
-        "parties": application.parties,
-        "notes": db.session.scalars(
-            select(LoanNote)
-            .where(LoanNote.application_id == application.id)
-            .options(selectinload(LoanNote.author))
-            .order_by(LoanNote.id.desc())
-        ).all(),
+        "parties": parties,
+        "notes": notes,
         "documents": documents,
-        "fees": db.session.scalars(
-            select(LoanFee).where(LoanFee.application_id == application.id).order_by(LoanFee.id)
-        ).all(),
+        "fees": fees,
         "instalments": instalments,
-        "repayments": db.session.scalars(
-            select(LoanRepayment)
-            .where(LoanRepayment.application_id == application.id)
-            .order_by(LoanRepayment.id.desc())
-        ).all(),
+        "repayments": repayments,
         "entries": entries_for(application),
-        "events": application.stage_events,
+        "events": events,
         "next_stages": services.next_stages(application, actor),
         "may_repay": services.may(actor, REPAY) and application.stage == "settled",
         "may_decide": services.may(actor, DECIDE),
