@@ -716,7 +716,8 @@ def _rebuild_summaries(url: str) -> None:
     with app.app_context(), step("dashboard summaries (flask crm rebuild-summaries)"):
         rebuild(db.session)
         db.session.commit()
-        db.session.execute(text("ANALYZE summary_lead"))
+        for table in ("summary_lead", "summary_application", "summary_instalment"):
+            db.session.execute(text(f"ANALYZE {table}"))
         db.session.commit()
         db.session.remove()
         db.engine.dispose()

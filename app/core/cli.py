@@ -86,12 +86,14 @@ def audit_verify_command() -> None:
 @crm_cli.command("rebuild-summaries")
 @with_appcontext
 def rebuild_summaries_command() -> None:
-    """Count every lead anew into the sales summary the dashboard reads (day and month rows)."""
-    from app.dashboards.summary import rebuild
+    """Count the dashboards' summaries anew (leads, loan applications, instalments; day and
+    month rows) from the rows they count."""
+    from app.dashboards.summary import SUMMARIES, rebuild
 
-    rows = rebuild(db.session)
-    db.session.commit()
-    click.echo(f"sales summary rebuilt: {rows} rows")
+    for summary in SUMMARIES:
+        rows = rebuild(db.session, [summary])
+        db.session.commit()
+        click.echo(f"{summary.table.name} rebuilt: {rows} rows")
 
 
 @crm_cli.command("rotate-keys")

@@ -25,7 +25,7 @@ class PeriodicJob:
 
 PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("dispatch-outbox", "app.comms.jobs.dispatch_outbox", MINUTE, "notifications"),
-    # Folds the rows the sales summary appends (app.dashboards.summary): reads stay short.
+    # Folds the rows the dashboard summaries append (app.dashboards.summary): reads stay short.
     PeriodicJob("compact-summaries", "app.dashboards.summary.compact_summaries", MINUTE),
     PeriodicJob("task-reminders", "app.tasks.jobs.send_task_reminders", 5 * MINUTE),
     PeriodicJob("follow-ups", "app.leads.jobs.sweep_follow_ups", 5 * MINUTE),

@@ -1,5 +1,8 @@
 """Lending: applications by stage, month and BDM; repayment compliance; arrears buckets.
 
+Every number comes from the lending summaries (``app.dashboards.lending_summary``), read in one
+statement for the whole dashboard.
+
 Applications count by when they were created (the period), branch, BDM and broker. Repayment
 compliance takes the instalments *due* in the period (up to yesterday: one due today is not
 late yet) of those applications' branch, BDM and broker. Arrears are today's.
@@ -9,38 +12,15 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import func, select
-
-from app.dashboards.base import ChartSpec, Dashboard, label_of, money, today, utc_month
+from app.dashboards.base import ChartSpec, Dashboard, label_of, money, today
 from app.dashboards.charts import Bar, Chart
-from app.dashboards.drilldown import TIMELINESS, timeliness_of
+from app.dashboards.drilldown import TIMELINESS
 from app.dashboards.filters import DashboardFilters, midnight, person_name
+from app.dashboards.lending_summary import LendingFigures, lending_figures
 from app.dashboards.links import EQ, REL, day_range, instant_range, list_url
-from app.extensions import db
-from app.lending.models import ARREARS_BUCKETS, STAGES, LoanApplication, LoanInstalment
+from app.lending.models import ARREARS_BUCKETS, STAGES
 
 TIMELINESS_LABELS = {"on_time": "Paid on time", "paid_late": "Paid late", "unpaid": "Late, unpaid"}
-
-
-def _people_where(filters: DashboardFilters) -> list:
-    clauses = []
-    if filters.branch is not None:
-        clauses.append(LoanApplication.branch_id == filters.branch)
-    if filters.bdm is not None:
-        clauses.append(LoanApplication.bdm_id == filters.bdm)
-    if filters.broker is not None:
-        clauses.append(LoanApplication.broker_id == filters.broker)
-    return clauses
-
-
-def _where(filters: DashboardFilters) -> list:
-    clauses = _people_where(filters)
-    if filters.start is not None:
-        clauses.append(LoanApplication.created_at >= filters.start)
-    if filters.end is not None:
-        clauses.append(LoanApplication.created_at < filters.end)
-    return clauses
 
 
 def _people_conditions(filters: DashboardFilters) -> list:
@@ -63,19 +43,21 @@ def _application_list(filters: DashboardFilters, *conditions, start=None, end=No
     )
 
 
+def _figures(filters: DashboardFilters) -> LendingFigures:
+    due_from, due_to = _due_period(filters)
+    return lending_figures(
+        filters.date_from,
+        filters.date_to,
+        due_from,
+        due_to,
+        filters.branch,
+        filters.bdm,
+        filters.broker,
+    )
+
+
 def by_stage(filters: DashboardFilters) -> Chart:
-    found = {
-        stage: (count, amount)
-        for stage, count, amount in db.session.execute(
-            select(
-                LoanApplication.stage,
-                func.count(LoanApplication.id),
-                func.sum(LoanApplication.amount),
-            )
-            .where(*_where(filters))
-            .group_by(LoanApplication.stage)
-        ).all()
-    }
+    found = _figures(filters).by_stage
     bars, rows = [], []
     for stage in STAGES:
         count, amount = found.get(stage, (0, None))
@@ -116,16 +98,7 @@ def _month_bounds(month: str) -> tuple[date, date]:
 
 
 def by_month(filters: DashboardFilters) -> Chart:
-    month = utc_month(LoanApplication.created_at).label("month")
-    found = {
-        m: (count, amount)
-        for m, count, amount in db.session.execute(
-            select(month, func.count(LoanApplication.id), func.sum(LoanApplication.amount))
-            .where(*_where(filters))
-            .group_by(month)
-            .order_by(month)
-        ).all()
-    }
+    found = _figures(filters).by_month
     bars, rows = [], []
     span = list(found)
     if filters.date_from:
@@ -160,20 +133,7 @@ def by_month(filters: DashboardFilters) -> Chart:
 
 
 def by_bdm(filters: DashboardFilters) -> Chart:
-    found = db.session.execute(
-        select(
-            LoanApplication.bdm_id,
-            User.first_name,
-            User.last_name,
-            User.username,
-            func.count(LoanApplication.id),
-            func.sum(LoanApplication.amount),
-        )
-        .join(User, User.id == LoanApplication.bdm_id)
-        .where(*_where(filters))
-        .group_by(LoanApplication.bdm_id, User.first_name, User.last_name, User.username)
-        .order_by(User.first_name, User.last_name, LoanApplication.bdm_id)
-    ).all()
+    found = _figures(filters).by_bdm
     bars, rows = [], []
     for bdm_id, first, last, username, count, amount in found:
         name = person_name(first, last, username)
@@ -207,19 +167,7 @@ def _due_period(filters: DashboardFilters) -> tuple[date | None, date]:
 
 def repayment_compliance(filters: DashboardFilters) -> Chart:
     first, last = _due_period(filters)
-    timeliness = timeliness_of(LoanInstalment).label("timeliness")
-    where = [LoanInstalment.due_date <= last, *_people_where(filters)]
-    if first is not None:
-        where.append(LoanInstalment.due_date >= first)
-    found = {
-        kind: (count, amount)
-        for kind, count, amount in db.session.execute(
-            select(timeliness, func.count(LoanInstalment.id), func.sum(LoanInstalment.total))
-            .join(LoanApplication, LoanApplication.id == LoanInstalment.application_id)
-            .where(*where)
-            .group_by(timeliness)
-        ).all()
-    }
+    found = _figures(filters).timeliness
     drill = [*day_range("due_date", first, last)]
     for name, column in (("branch", "branch_id"), ("bdm", "bdm_id"), ("broker", "broker_id")):
         if getattr(filters, name) is not None:
@@ -261,18 +209,7 @@ def repayment_compliance(filters: DashboardFilters) -> Chart:
 
 
 def arrears(filters: DashboardFilters) -> Chart:
-    found = {
-        bucket: (count, amount)
-        for bucket, count, amount in db.session.execute(
-            select(
-                LoanApplication.arrears_bucket,
-                func.count(LoanApplication.id),
-                func.sum(LoanApplication.amount),
-            )
-            .where(LoanApplication.stage == "settled", *_people_where(filters))
-            .group_by(LoanApplication.arrears_bucket)
-        ).all()
-    }
+    found = _figures(filters).arrears
     bars, rows = [], []
     for bucket in ARREARS_BUCKETS:
         count, amount = found.get(bucket, (0, None))
