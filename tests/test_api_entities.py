@@ -34,6 +34,10 @@ NO_API = {
     "calendar_feed_token": "hashed secrets of ICS feed links (made and revoked on the calendar)",
     "form_submission": "one-time ids of money forms already acted on (a double submit is refused)",
     "summary_lead": "the sales dashboard's counts of leads; the leads and the dashboard reports are the API",
+    "summary_application": "the lending dashboard's counts of applications; the applications are the API",
+    "summary_instalment": "the lending dashboard's counts of instalments; the schedules are the API",
+    "summary_client": "the compliance and brokerage dashboards' counts of clients; the clients are the API",
+    "summary_position": "the brokerage dashboard's sums of holdings; the positions are the API",
 }
 
 # DOMAIN's entities, by the name a reader of DOMAIN.md knows them, and their API.

@@ -1,50 +1,37 @@
 """Brokerage: the market value of clients' holdings by client segment.
 
-Value is quantity x the instrument's last price, rounded to the cent per position and summed in
-SQL; a bar counts the segment's clients (all of them, holding or not), whom the client list
-shows when the bar is clicked.
+Value is the quantity the segment's clients hold of each instrument x its last price, rounded to
+the cent per instrument, read from the client summaries (``app.dashboards.client_summary``); a
+bar counts the segment's clients (all of them, holding or not), whom the client list shows when
+the bar is clicked.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import distinct, func, select
-
-from app.brokerage.models import Instrument, Position
-from app.clients.models import SEGMENTS, Client
+from app.clients.models import SEGMENTS
 from app.dashboards.base import ChartSpec, Dashboard, label_of, money
 from app.dashboards.charts import Bar, Chart
+from app.dashboards.client_summary import holdings_by_segment
 from app.dashboards.filters import DashboardFilters
 from app.dashboards.links import EQ, REL, list_url
-from app.extensions import db
 
 SEGMENT_LABELS = {"retail": "Retail", "affluent": "Affluent", "hni": "HNI", "uhni": "UHNI"}
 
 
 def portfolio_by_segment(filters: DashboardFilters) -> Chart:
-    where = []
     common = []
     if filters.branch is not None:
-        where.append(Client.branch_id == filters.branch)
         common.append(("branch", REL, filters.branch))
     if filters.agent is not None:
-        where.append(Client.relationship_manager_id == filters.agent)
         common.append(("relationship_manager", REL, filters.agent))
-    value = func.sum(func.round(Position.quantity * Instrument.last_price, 2))
+    held = holdings_by_segment(filters.branch, filters.agent)
     found = {
-        segment: (clients, holders, total)
-        for segment, clients, holders, total in db.session.execute(
-            select(
-                Client.segment,
-                func.count(distinct(Client.id)),
-                func.count(distinct(Position.client_id)),
-                value,
-            )
-            .select_from(Client)
-            .outerjoin(Position, (Position.client_id == Client.id) & (Position.quantity > 0))
-            .outerjoin(Instrument, Instrument.id == Position.instrument_id)
-            .where(*where)
-            .group_by(Client.segment)
-        ).all()
+        segment or None: (
+            held.clients.get(segment, 0),
+            held.holders.get(segment, 0),
+            held.value.get(segment),
+        )
+        for segment in {*held.clients, *held.value}
     }
     bars, rows = [], []
     for segment in (*SEGMENTS, None):

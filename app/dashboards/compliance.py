@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 from app.clients.models import KYC_STATUSES, Client
 from app.dashboards.base import ChartSpec, Dashboard, label_of, today
 from app.dashboards.charts import Bar, Chart
+from app.dashboards.client_summary import kyc_status_counts
 from app.dashboards.filters import DashboardFilters, person_name
 from app.dashboards.links import EQ, REL, day_range, list_url
 from app.documents.models import Document
@@ -49,13 +50,7 @@ def _drill_down_conditions(filters: DashboardFilters) -> list:
 
 
 def kyc_status(filters: DashboardFilters) -> Chart:
-    counts = dict(
-        db.session.execute(
-            select(Client.kyc_status, func.count(Client.id))
-            .where(*_client_where(filters))
-            .group_by(Client.kyc_status)
-        ).all()
-    )
+    counts = kyc_status_counts(filters.branch, filters.agent)
     common = []
     if filters.branch is not None:
         common.append(("branch", REL, filters.branch))

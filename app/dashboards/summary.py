@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -86,6 +86,13 @@ class Summary:
     from_values: Callable[[list[dict]], Contribution] | None = None
     """What rows about to be bulk-inserted into the first watched model add; without it such an
     insert is refused."""
+    counted: Any = None
+    """The key of the counted rows (needed with ``links``)."""
+    links: Mapping[type, Callable[[Any], Iterable[int]]] = field(default_factory=dict)
+    """Model -> the keys of the counted rows one of its objects counts in, for a model whose
+    rows decide a counted row's group without being counted (a client is a holder while one
+    of its positions holds something). Such changes are resolved to the counted rows before
+    the write, so a deleted position still names its client."""
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -224,9 +231,20 @@ def _before_flush(session: Session, flush_context, instances) -> None:
                 if isinstance(obj, cls) and obj.id is not None and _changed(obj, attrs)
             }
             ids |= {obj.id for obj in session.deleted if isinstance(obj, cls) and obj.id}
+            fresh = [obj for obj in session.new if isinstance(obj, cls)]
+            link = summary.links.get(cls)
+            if link is not None:
+                counted = set(_counted_ids(session, summary, cls, ids)) if ids else set()
+                for obj in [
+                    *fresh,
+                    *(o for o in session.dirty if isinstance(o, cls) and o.id in ids),
+                ]:
+                    counted.update(key for key in link(obj) if key is not None)
+                if counted:
+                    old.append(among(summary.counted, counted))
+                continue
             if ids:
                 old.append(summary.affected(cls, ids))
-            fresh = [obj for obj in session.new if isinstance(obj, cls)]
             if fresh:
                 new.append((cls, fresh))
         if old or new:
@@ -238,6 +256,12 @@ def _before_flush(session: Session, flush_context, instances) -> None:
 
 def _count_write(session: Session, *args) -> None:
     session.info["crm.writes"] = session.info.get("crm.writes", 0) + 1
+
+
+def _counted_ids(session: Session, summary: Summary, cls: type, ids) -> list[int]:
+    """The counted rows that objects of a linked model take part in, as they are now."""
+    query = select(summary.counted).where(summary.affected(cls, ids)).distinct()
+    return list(session.connection().execute(query).scalars())
 
 
 def _after_flush(session: Session, flush_context) -> None:
@@ -308,11 +332,12 @@ def _on_bulk_statement(state: ORMExecuteState):
     ids = _statement_ids(state, mapper)
     if not ids:
         return None
-    before = [
-        (summary, where, summary.contribution(state.session, where))
-        for summary, watched in moved
-        for where in [summary.affected(watched, ids)]
-    ]
+    before = []
+    for summary, watched in moved:
+        where = summary.affected(watched, ids)
+        if watched in summary.links:
+            where = among(summary.counted, _counted_ids(state.session, summary, watched, ids))
+        before.append((summary, where, summary.contribution(state.session, where)))
     result = state.invoke_statement()
     for summary, where, old in before:
         record_change(state.session, summary, old, summary.contribution(state.session, where))
@@ -326,6 +351,7 @@ def install_summary_hooks() -> None:
     global _installed
     if _installed:
         return
+    import app.dashboards.client_summary  # noqa: F401  (registers the client summaries)
     import app.dashboards.lending_summary  # noqa: F401  (registers the lending summaries)
 
     event.listen(Session, "before_flush", _before_flush)
