@@ -38,6 +38,8 @@ NO_API = {
     "summary_instalment": "the lending dashboard's counts of instalments; the schedules are the API",
     "summary_client": "the compliance and brokerage dashboards' counts of clients; the clients are the API",
     "summary_position": "the brokerage dashboard's sums of holdings; the positions are the API",
+    "summary_invoice": "the billing dashboard's counts of open invoices; the invoices are the API",
+    "summary_exchange": "the forex dashboard's counts of exchanges; the exchanges are the API",
 }
 
 # DOMAIN's entities, by the name a reader of DOMAIN.md knows them, and their API.

@@ -1,4 +1,5 @@
-"""Billing: invoices outstanding by age (days past their due date), count and amount.
+"""Billing: invoices outstanding by age (days past their due date), count and amount, from the
+invoice summary (``app.dashboards.desk_summary``).
 
 Outstanding means issued, part paid or overdue; the amount is what is still due (total less
 paid). Filtered by the client's branch and relationship manager (``agent``).
@@ -8,15 +9,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import case, func, select
-
-from app.billing.models import OPEN_INVOICE_STATUSES, Invoice
-from app.clients.models import Client
+from app.billing.models import OPEN_INVOICE_STATUSES
 from app.dashboards.base import ChartSpec, Dashboard, money, today
 from app.dashboards.charts import Bar, Chart
+from app.dashboards.desk_summary import open_invoices_by_due_range
 from app.dashboards.filters import DashboardFilters
 from app.dashboards.links import EQ, IN, day_range, list_url
-from app.extensions import db
 
 AGE_BUCKETS = (
     ("not due", None, -1),
@@ -30,31 +28,20 @@ AGE_BUCKETS = (
 
 def invoice_ageing(filters: DashboardFilters) -> Chart:
     day = today()
-    # Days past due d = today - due_date, so "d >= n" is "due_date <= today - n".
-    bucket = case(
-        (Invoice.due_date > day, "not due"),
-        (Invoice.due_date >= day - timedelta(days=30), "0-30"),
-        (Invoice.due_date >= day - timedelta(days=60), "31-60"),
-        (Invoice.due_date >= day - timedelta(days=90), "61-90"),
-        else_="90+",
-    ).label("bucket")
-    where = [Invoice.status.in_(OPEN_INVOICE_STATUSES)]
     drill = [("status", IN, list(OPEN_INVOICE_STATUSES))]
     if filters.branch is not None:
-        where.append(Client.branch_id == filters.branch)
         drill.append(("branch_id", EQ, filters.branch))
     if filters.agent is not None:
-        where.append(Client.relationship_manager_id == filters.agent)
         drill.append(("agent_id", EQ, filters.agent))
-    found = {
-        name: (count, amount)
-        for name, count, amount in db.session.execute(
-            select(bucket, func.count(Invoice.id), func.sum(Invoice.total - Invoice.amount_paid))
-            .join(Client, Client.id == Invoice.client_id)
-            .where(*where)
-            .group_by(bucket)
-        ).all()
+    # Days past due d = today - due_date, so d in [fewest, most] is a range of due dates.
+    ranges = {
+        name: (
+            day - timedelta(days=most) if most is not None else None,
+            day - timedelta(days=fewest) if fewest is not None else None,
+        )
+        for name, fewest, most in AGE_BUCKETS
     }
+    found = open_invoices_by_due_range(ranges, filters.branch, filters.agent)
     bars, rows = [], []
     for name, fewest, most in AGE_BUCKETS:
         count, amount = found.get(name, (0, None))

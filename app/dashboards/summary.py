@@ -352,6 +352,7 @@ def install_summary_hooks() -> None:
     if _installed:
         return
     import app.dashboards.client_summary  # noqa: F401  (registers the client summaries)
+    import app.dashboards.desk_summary  # noqa: F401  (registers the billing and forex summaries)
     import app.dashboards.lending_summary  # noqa: F401  (registers the lending summaries)
 
     event.listen(Session, "before_flush", _before_flush)
