@@ -56,12 +56,16 @@ def test_each_user_signed_in_within_one_request_gets_their_own_answers(app):
         assert not sm.has_access("can_delete", "Lead")
 
 
-def test_a_revoked_permission_is_refused_from_the_next_request_on(app):
+def test_a_revoked_permission_is_refused_and_its_menu_item_gone_from_the_next_request_on(app):
     sm = app.appbuilder.sm
     branch = make_branch()
     reader = make_staff("Agent", branch)
     role = sm.add_role("Lead reader (test)")
-    for permission, view in (("can_read", "Lead"), ("menu_access", "Leads")):
+    for permission, view in (
+        ("can_read", "Lead"),
+        ("menu_access", "Leads"),
+        ("menu_access", "Sales"),
+    ):
         sm.add_permission_role(role, sm.find_permission_view_menu(permission, view))
     reader.user.roles = [role]
     db.session.commit()
@@ -69,9 +73,13 @@ def test_a_revoked_permission_is_refused_from_the_next_request_on(app):
         client = app.test_client()
         login(client, reader.user.username)
         assert client.get("/leadview/list/").status_code == 200
-        sm.del_permission_role(role, sm.find_permission_view_menu("can_read", "Lead"))
+        assert 'href="/leadview/list/"' in client.get("/").get_data(as_text=True)
+        for permission, view in (("can_read", "Lead"), ("menu_access", "Leads")):
+            sm.del_permission_role(role, sm.find_permission_view_menu(permission, view))
         db.session.commit()
         assert _refused(client.get("/leadview/list/"))
+        # the menu, rendered once per set of grants, follows the change too
+        assert 'href="/leadview/list/"' not in client.get("/").get_data(as_text=True)
     finally:
         reader.user.roles = []
         db.session.commit()
