@@ -77,3 +77,35 @@ class CrmSearchWidget(SearchWidget):
         kwargs["active_filters"] = self.filters.get_filters_values_tojson()
         # FormWidget's render, skipping SearchWidget's own field rendering
         return super(SearchWidget, self).__call__(**kwargs)
+
+
+ROW_KEY = "crm-row-key"
+"""Stands for a row's key while its buttons are rendered once for the whole page."""
+
+
+def row_buttons(
+    btn_crud: Any,
+    can_show: bool,
+    can_edit: bool,
+    can_delete: bool,
+    pks: list[Any],
+    modelview_name: str,
+    filters: Any,
+) -> Any:
+    """A function of a row's key giving its show / edit / delete buttons, as FAB's
+    ``lib.btn_crud`` macro renders them. The buttons differ from row to row only by the key in
+    their links, so the macro (three URLs, three nested macros and six translations each) is
+    rendered once with ``ROW_KEY`` and the key put in per row; the first row is checked
+    against the macro itself, and any doubt (keys that are not whole numbers, a route that
+    refuses the stand-in, a difference) renders every row with the macro."""
+
+    def each_row(pk: Any) -> Any:
+        return btn_crud(can_show, can_edit, can_delete, pk, modelview_name, filters)
+
+    if not pks or not all(type(pk) is int for pk in pks):
+        return each_row
+    shared = str(btn_crud(can_show, can_edit, can_delete, ROW_KEY, modelview_name, filters))
+    first = pks[0]
+    if ROW_KEY not in shared or str(each_row(first)) != shared.replace(ROW_KEY, str(first)):
+        return each_row
+    return lambda pk: Markup(shared.replace(ROW_KEY, str(pk)))
