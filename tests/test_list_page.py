@@ -82,3 +82,19 @@ def test_row_buttons_fall_back_to_the_macro_when_keys_are_not_whole_numbers():
     buttons = row_buttons(btn_crud, True, True, True, [7, 12], "XView", None)
     assert [str(buttons(pk)) for pk in (7, 12)] == ["<a href='/x/show/7'>", "<a href='/x/show/12'>"]
     assert calls == [ROW_KEY, 7]  # once for the page, once to check the first row
+
+
+def test_each_request_searches_with_its_own_filters(app):
+    """FAB fills a screen's filters from the request: with threads, two requests at once to
+    the same list must not share them."""
+    from flask_appbuilder.urltools import get_filter_args
+
+    view = next(v for v in app.appbuilder.baseviews if type(v).__name__ == "LeadView")
+    with app.test_request_context("/leadview/list/?_flt_0_first_name=Ana"):
+        get_filter_args(view._filters)
+        assert [value for _, value in view._filters.get_filters_values()] == [["Ana"]]
+        with app.test_request_context("/leadview/list/"):  # another request meanwhile
+            assert view._filters.get_filters_values() == []
+            assert "first_name" in view._filters.get_search_filters()
+        assert [value for _, value in view._filters.get_filters_values()] == [["Ana"]]
+    assert view._filters.get_filters_values() == []  # the screen's own stays empty

@@ -8,11 +8,12 @@ session rolled back so nothing is half-written.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, abort, g, request
+from flask import Response, abort, g, has_request_context, request
 from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
 from flask_appbuilder.api.convert import Model2SchemaConverter
 from flask_appbuilder.exceptions import DatabaseException
@@ -333,6 +334,27 @@ class ServiceModelView(ExportableListMixin, NoFileDownloadMixin, ModelView):
 
     def pre_update(self, item: Any) -> None:
         _prepare_or_record(self, item)
+
+    @property
+    def _filters(self) -> Any:
+        """The list's search filters, of this request only. FAB keeps one ``Filters`` per
+        screen and fills it from each request's arguments (``_flt_...``) before querying: with
+        gunicorn's threads, two requests to the same list at once would read each other's
+        search. Each request gets its own copy of the screen's (empty) filters."""
+        screen = self.__dict__.get("_screen_filters")
+        if screen is None or not has_request_context():
+            return screen
+        key = f"crm.filters.{id(self)}"
+        own = request.environ.get(key)
+        if own is None:
+            own = copy.copy(screen)
+            own.filters, own.values = list(screen.filters), list(screen.values)
+            request.environ[key] = own
+        return own
+
+    @_filters.setter
+    def _filters(self, filters: Any) -> None:
+        self.__dict__["_screen_filters"] = filters
 
 
 LARGE_TABLES = frozenset({"lead", "client", "document"})
