@@ -63,6 +63,12 @@ def create_app(config: object | None = None) -> Flask:
 
         register_error_handlers(app)
         _add_navbar_context(app)
+        from app.core.navbar import install_navbar_menu
+
+        install_navbar_menu(app)
+        from app.core.list_page import row_buttons
+
+        app.jinja_env.globals["crm_row_buttons"] = row_buttons
         from app.core.once import submission_token
 
         app.jinja_env.globals["submission_token"] = submission_token

@@ -17,12 +17,15 @@ Then the jobs (daily reminder sweeps, arrears) run in-process, each inside a tra
 back at the end so every run measures the same day's work; the PDF writer renders a 200-page
 leads list; and ``scripts/bench_import.py`` imports 100,000 leads (``BENCH_IMPORT=0`` skips it).
 
-Prints a Markdown table and writes the figures as JSON to ``bench-results/``.
+Prints a Markdown table and writes the figures as JSON to ``bench-results/``. Beside each
+figure, console and table show the figure of the newest earlier run in ``bench-results/`` for
+the same scenario (``184 ms (was 243)``), so a regression shows.
 
     BENCH_DATABASE_URL  (default postgresql://postgres@127.0.0.1:5432/fincrm_bench)
     BENCH_PASSWORD      (default the generator's)
     BENCH_USERS=10  BENCH_SECONDS=15  BENCH_WARMUP_SECONDS=2  BENCH_PORT=8099  BENCH_IMPORT=1
     BENCH_DRIVER=auto|wrk|python
+    BENCH_WORKERS=2  BENCH_THREADS=1  (gunicorn processes; threads > 1 serve with gthread)
     BENCH_ONLY=REGEX  (only the scenarios, jobs, PDF or import whose name matches)
 """
 
@@ -54,6 +57,11 @@ DATABASE_URL = bench_data.DATABASE_URL
 PASSWORD = bench_data.PASSWORD
 PORT = int(os.environ.get("BENCH_PORT", "8099"))
 RUN_IMPORT = os.environ.get("BENCH_IMPORT", "1") != "0"
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+THREADS = int(os.environ.get("BENCH_THREADS", "1"))
+"""gunicorn threads per worker: 1 is the sync worker; more serve with ``--worker-class
+gthread`` (see the README's Benchmarks for both measured)."""
+RESULTS_DIR = ROOT / "bench-results"
 ONLY = re.compile(os.environ.get("BENCH_ONLY", ""))
 """Only what matches runs (a few scenarios while working on one page); the default, all."""
 
@@ -257,11 +265,13 @@ def start_gunicorn() -> subprocess.Popen:
         "CRM_INPROCESS_SCHEDULER": "false",
     }
     env.pop("REDIS_URL", None)
+    threads = ["--worker-class", "gthread", "--threads", str(THREADS)] if THREADS > 1 else []
     process = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("gunicorn")),
             "--workers",
-            "2",
+            str(WORKERS),
+            *threads,
             "--bind",
             f"127.0.0.1:{PORT}",
             "--log-level",
@@ -319,7 +329,13 @@ def _signed_in(username: str) -> tuple[str, str]:
     return "; ".join(f"{name}={value}" for name, value in session.cookies.items()), jwt
 
 
-def run_http(scenarios: list[dict[str, Any]]) -> list[Result]:
+def serving() -> str:
+    """How gunicorn serves, for the console and the JSON."""
+    workers = f"gunicorn {WORKERS} workers"
+    return workers + (f" x {THREADS} threads (gthread)" if THREADS > 1 else " (sync)")
+
+
+def run_http(scenarios: list[dict[str, Any]], previous: dict[str, Result]) -> list[Result]:
     process = start_gunicorn()
     try:
         sessions = {who: _signed_in(username) for who, username in USERNAMES.items()}
@@ -372,11 +388,16 @@ def run_http(scenarios: list[dict[str, Any]]) -> list[Result]:
             if scenario["status"] != 200:
                 notes.append(f"in-process answer {scenario['status']}")
             result.note = "; ".join(notes)
+            was = previous.get(result.scenario)
+
+            def figure(name: str, fmt: str, result: Result = result, was: Result | None = was):
+                return _cell(getattr(result, name), fmt) + _was(result, was, name, fmt)
+
             print(
-                f"  {result.scenario:38} p50 {_cell(load.p50_ms, '7.1f')} ms  "
-                f"p95 {_cell(load.p95_ms, '7.1f')} ms  p99 {_cell(load.p99_ms, '7.1f')} ms  "
-                f"{result.statements:3} stmts  SQL {result.sql_direct_ms:7.1f} ms  "
-                f"{load.requests} requests ({load.driver})  "
+                f"  {result.scenario:38} p50 {figure('p50_ms', '.1f')} ms  "
+                f"p95 {figure('p95_ms', '.1f')} ms  p99 {figure('p99_ms', '.1f')} ms  "
+                f"{figure('statements', 'd')} stmts  SQL {figure('sql_direct_ms', '.1f')} ms  "
+                f"{figure('requests', ',')} requests ({load.driver})  "
                 f"errors {load.error_count}{' ' + load.describe_errors() if load.errors else ''}",
                 flush=True,
             )
@@ -420,7 +441,7 @@ def _rolled_back(app, job):
     return seconds, report
 
 
-def run_jobs(app) -> list[Result]:
+def run_jobs(app, previous: dict[str, Result]) -> list[Result]:
     from app.leads.follow_ups import sweep_follow_ups
     from app.lending.jobs import send_loan_reminders, update_arrears
     from app.tasks.services import send_task_reminders
@@ -448,12 +469,13 @@ def run_jobs(app) -> list[Result]:
             verdict="ok" if seconds <= JOB_SECONDS else "missed",
             note=", ".join(f"{k} {v:,}" for k, v in report.items()),
         )
-        print(f"  {name:38} {seconds:6.2f} s  ({result.note})", flush=True)
+        was = _was(result, previous.get(name), "seconds", ".2f")
+        print(f"  {name:38} {seconds:6.2f} s{was}  ({result.note})", flush=True)
         results.append(result)
     return results
 
 
-def run_pdf(app) -> Result:
+def run_pdf(app, previous: dict[str, Result]) -> Result:
     import io
 
     from pypdf import PdfReader
@@ -491,7 +513,12 @@ def run_pdf(app) -> Result:
     seconds = time.perf_counter() - started
     pages = len(PdfReader(io.BytesIO(out.getvalue())).pages)
     rate = pages / seconds
-    print(f"  PDF: {pages} pages, {len(wanted):,} rows in {seconds:.2f} s = {rate:.0f} pages/s")
+    was = _was(
+        Result(PDF_SCENARIO, "", "pdf", rate=rate), previous.get(PDF_SCENARIO), "rate", ".0f"
+    )
+    print(
+        f"  PDF: {pages} pages, {len(wanted):,} rows in {seconds:.2f} s = {rate:.0f}{was} pages/s"
+    )
     return Result(
         scenario=f"{PDF_SCENARIO} ({pages} pages)",
         target=f"≥ {PDF_PAGES_PER_SECOND} pages/s",
@@ -538,24 +565,67 @@ def _cell(value: float | None, fmt: str) -> str:
     return "" if value is None else format(value, fmt)
 
 
-def markdown(results: list[Result]) -> str:
+def _was(result: Result, previous: Result | None, name: str, fmt: str) -> str:
+    """`` (was X)``: the figure ``name`` of the same scenario in the previous run, when both
+    runs have it."""
+    if previous is None or getattr(result, name) is None or getattr(previous, name) is None:
+        return ""
+    return f" (was {format(getattr(previous, name), fmt)})"
+
+
+def _key(result: Result) -> str:
+    """A scenario's name across runs (the PDF's names its page count)."""
+    return PDF_SCENARIO if result.kind == "pdf" else result.scenario
+
+
+def previous_results(out_dir: Path = RESULTS_DIR) -> tuple[str | None, dict[str, Result]]:
+    """Each scenario's result in the newest earlier run that measured it (a run with
+    ``BENCH_ONLY`` measured only some), and the stamp of the newest run."""
+    runs = sorted(out_dir.glob("bench-*.json")) if out_dir.is_dir() else []
+    newest, found = None, {}
+    for path in reversed(runs):
+        try:
+            saved = json.loads(path.read_text())
+            results = [Result(**r) for r in saved["results"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a run cut short or of an older shape
+        newest = newest or saved.get("when", path.stem)
+        for result in results:
+            found.setdefault(_key(result), result)
+    return newest, found
+
+
+def markdown(results: list[Result], previous: dict[str, Result] | None = None) -> str:
+    """The README's table; beside each figure, in brackets, the previous run's."""
+    previous = previous or {}
     lines = [
         "| scenario | target | p50 | p95 | p99 | load | statements | SQL time direct | verdict |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        was = previous.get(_key(r))
+
+        def ms(name: str, r: Result = r, was: Result | None = was) -> str:
+            value = getattr(r, name)
+            return "" if value is None else f"{value:.0f} ms" + _was(r, was, name, ".0f")
+
         p99 = load = ""
         if r.driver is not None:
-            p50, p95, p99 = (
-                "" if v is None else f"{v:.0f} ms" for v in (r.p50_ms, r.p95_ms, r.p99_ms)
-            )
-            load = f"{r.driver}, {r.requests:,} req"
+            p50, p95, p99 = ms("p50_ms"), ms("p95_ms"), ms("p99_ms")
+            load = f"{r.driver}, {r.requests:,} req" + _was(r, was, "requests", ",")
         elif r.kind == "pdf":
-            p50, p95 = f"{r.rate:.0f} pages/s", f"({r.seconds:.2f} s)"
+            p50 = f"{r.rate:.0f} pages/s" + _was(r, was, "rate", ".0f")
+            p95 = f"({r.seconds:.2f} s)"
         else:
-            p50, p95 = _cell(r.seconds, ".2f") + " s", ""
-        sql = "" if r.sql_direct_ms is None else f"{r.sql_direct_ms:.1f} ms"
-        statements = "" if r.statements is None else str(r.statements)
+            p50, p95 = _cell(r.seconds, ".2f") + " s" + _was(r, was, "seconds", ".2f"), ""
+        sql = (
+            ""
+            if r.sql_direct_ms is None
+            else f"{r.sql_direct_ms:.1f} ms" + _was(r, was, "sql_direct_ms", ".1f")
+        )
+        statements = (
+            "" if r.statements is None else str(r.statements) + _was(r, was, "statements", "d")
+        )
         verdict = r.verdict + (f"; {r.note}" if r.note else "")
         lines.append(
             f"| {r.scenario} | {r.target} | {p50} | {p95} | {p99} | {load} | {statements} | {sql}"
@@ -575,6 +645,9 @@ def main() -> None:
     from app import create_app
 
     app = create_app(_settings())
+    previous_stamp, previous = previous_results()
+    if previous_stamp:
+        print(f"previous run: bench-results/ {previous_stamp} (its figures in brackets)")
     started = time.perf_counter()
     scenarios, ids = _scenarios(app)
     scenarios = [s for s in scenarios if ONLY.search(s["name"])]
@@ -585,20 +658,20 @@ def main() -> None:
         print(
             f"load: {bench_load.driver()}, {bench_load.CONNECTIONS} connections,"
             f" {bench_load.SECONDS:.0f} s per scenario after {bench_load.WARMUP_SECONDS:.0f} s"
-            " of warm-up; gunicorn 2 workers",
+            f" of warm-up; {serving()}",
             flush=True,
         )
-        results += run_http(scenarios)
-    results += run_jobs(app)
+        results += run_http(scenarios, previous)
+    results += run_jobs(app, previous)
     if ONLY.search(PDF_SCENARIO):
-        results.append(run_pdf(app))
+        results.append(run_pdf(app, previous))
     if RUN_IMPORT and ONLY.search(IMPORT_SCENARIO):
         print("import bench (scripts/bench_import.py) ...", flush=True)
         results.append(run_import())
-    table = markdown(results)
+    table = markdown(results, previous)
     print()
     print(table)
-    out_dir = ROOT / "bench-results"
+    out_dir = RESULTS_DIR
     out_dir.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = out_dir / f"bench-{stamp}.json"
@@ -609,6 +682,8 @@ def main() -> None:
                 "database": name,
                 "data_version": bench_data.VERSION,
                 "driver": bench_load.driver(),
+                "serving": serving(),
+                "previous": previous_stamp,
                 "connections": bench_load.CONNECTIONS,
                 "seconds_per_scenario": bench_load.SECONDS,
                 "warmup_seconds": bench_load.WARMUP_SECONDS,

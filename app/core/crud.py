@@ -8,11 +8,12 @@ session rolled back so nothing is half-written.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, abort, g, request
+from flask import Response, abort, g, has_request_context, request
 from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
 from flask_appbuilder.api.convert import Model2SchemaConverter
 from flask_appbuilder.exceptions import DatabaseException
@@ -24,6 +25,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from app.core.audit import record_rejection
 from app.core.errors import ConflictError, DomainError, FieldError
+from app.core.list_page import CrmSearchWidget
 from app.core.listing import (
     capped_count,
     count_from_page,
@@ -103,6 +105,16 @@ class CrmSQLAInterface(SQLAInterface):
     def __init__(self, obj: type, session: Any = None, list_relations: tuple[str, ...] = ()):
         super().__init__(obj, session)
         self.list_relations = tuple(list_relations)
+        self._related_interfaces: dict[str, SQLAInterface] = {}
+
+    def get_related_interface(self, col_name: str) -> SQLAInterface:
+        """The interface of the model ``col_name`` refers to, made once: FAB made a new one
+        (walking the model's mapper) for every option of a search drop-down, 200 on the leads
+        list's agent filter. It holds no request state: its session is the scoped one."""
+        related = self._related_interfaces.get(col_name)
+        if related is None:
+            related = self._related_interfaces[col_name] = super().get_related_interface(col_name)
+        return related
 
     def get(
         self,
@@ -282,6 +294,8 @@ class ServiceModelView(ExportableListMixin, NoFileDownloadMixin, ModelView):
     method_permission_name = VIEW_METHOD_ACTIONS
     prepare: Callable[[Any], Any] = staticmethod(_no_preparation)
     """The service function that cleans and checks an item before it is saved."""
+    search_widget = CrmSearchWidget
+    """FAB's search form, its relation drop-downs rendered without wtforms' per-option work."""
     show_template = "crm/show.html"
     """FAB's detail page plus a link to the record's history in the audit log."""
     list_relations: tuple[str, ...] = ()
@@ -320,6 +334,27 @@ class ServiceModelView(ExportableListMixin, NoFileDownloadMixin, ModelView):
 
     def pre_update(self, item: Any) -> None:
         _prepare_or_record(self, item)
+
+    @property
+    def _filters(self) -> Any:
+        """The list's search filters, of this request only. FAB keeps one ``Filters`` per
+        screen and fills it from each request's arguments (``_flt_...``) before querying: with
+        gunicorn's threads, two requests to the same list at once would read each other's
+        search. Each request gets its own copy of the screen's (empty) filters."""
+        screen = self.__dict__.get("_screen_filters")
+        if screen is None or not has_request_context():
+            return screen
+        key = f"crm.filters.{id(self)}"
+        own = request.environ.get(key)
+        if own is None:
+            own = copy.copy(screen)
+            own.filters, own.values = list(screen.filters), list(screen.values)
+            request.environ[key] = own
+        return own
+
+    @_filters.setter
+    def _filters(self, filters: Any) -> None:
+        self.__dict__["_screen_filters"] = filters
 
 
 LARGE_TABLES = frozenset({"lead", "client", "document"})

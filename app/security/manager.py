@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, has_request_context, request
+from flask import current_app, g, has_request_context, request
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.views import (
     PermissionModelView,
@@ -12,6 +12,7 @@ from flask_appbuilder.security.views import (
     UserGroupModelView,
     ViewMenuModelView,
 )
+from flask_login import current_user
 
 from app.core.crud import NoFileDownloadMixin
 from app.security.fab_apis import (
@@ -46,6 +47,12 @@ class CrmViewMenuModelView(NoFileDownloadMixin, ViewMenuModelView):
 
 class CrmPermissionViewModelView(NoFileDownloadMixin, PermissionViewModelView):
     class_permission_name = "PermissionViewModelView"
+
+
+def _real(user: object) -> object:
+    """The object behind a context proxy (``current_user``, FAB's ``g.user``)."""
+    get = getattr(user, "_get_current_object", None)
+    return get() if get is not None else user
 
 
 def _unreadable(value: object) -> bool:
@@ -95,6 +102,46 @@ class CrmSecurityManager(SecurityManager):
         user, branch_id = row
         remember_branch(user.id, branch_id)
         return user
+
+    def has_access(self, permission_name: str, view_name: str) -> bool:
+        """FAB's check of the signed-in user's permission, answered from the user's grants read
+        once per request: a list page asks about 75 different questions (every menu item,
+        button and route), and FAB resolved the user and gathered their roles for each."""
+        grants = self._request_grants()
+        if grants is None:
+            return super().has_access(permission_name, view_name)
+        return (permission_name, view_name) in grants
+
+    def _request_grants(self) -> frozenset[tuple[str, str]] | None:
+        """The (permission, view) pairs of the user FAB decides for in this request (signed in
+        by session or API key, active, attached): the union of their roles' and groups' roles'
+        permissions. Remembered for those very user objects, so signing in or out within the
+        request is seen. None where FAB's own path decides: outside a request, a visitor, a
+        bearer token without a session, an inactive user, or a built-in role (FAB matches
+        those by pattern)."""
+        if not has_request_context():
+            return None
+        user = _real(g.get("user"))
+        if not getattr(user, "is_authenticated", False):
+            return None
+        api_key = bool(g.get("_api_key_user", False))
+        signed_in = _real(current_user)
+        if not api_key and not getattr(signed_in, "is_authenticated", False):
+            return None  # FAB asks flask-jwt-extended's user: leave it to FAB
+        key = (api_key, signed_in, user)
+        cache = request.environ.setdefault("crm.grants", {})
+        if key not in cache:
+            cache[key] = self._grants_of(user)
+        return cache[key]
+
+    def _grants_of(self, user: object) -> frozenset[tuple[str, str]] | None:
+        if not getattr(user, "is_active", False) or self._is_user_detached(user):
+            return None
+        roles = self.get_user_roles(user)
+        if any(role.name in self.builtin_roles for role in roles):
+            return None
+        role_ids = [role.id for role in roles]
+        return self._request_permissions(role_ids) if role_ids else frozenset()
 
     def exist_permission_on_roles(
         self, view_name: str, permission_name: str, role_ids: list[int]
