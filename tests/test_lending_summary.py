@@ -302,3 +302,25 @@ def test_the_lending_dashboard_shows_an_application_as_soon_as_it_is_saved(on_ea
     count, _, url = open_dashboard(client, "lending")["applications-by-stage"]["Assessment"]
     assert (before, count) == (0, 1)
     assert record_count(client, url) == 1
+
+
+def test_the_rebuild_command_counts_every_summary_anew(on_each_database, desk):
+    loan = make_settled_loan(
+        desk["people"]["bdm"], date(2026, 6, 1), product=desk["product"], term_months=6
+    )
+    db.session.commit()
+    everything = (None, None, None, TODAY, None, None, None)
+    before = summary_figures(*everything)
+    db.session.execute(InstalmentSummary.__table__.delete())  # as if the summary were lost
+    db.session.commit()
+    assert summary_figures(*everything)["timeliness"] == {}
+    result = on_each_database.test_cli_runner().invoke(args=["crm", "rebuild-summaries"])
+    assert result.exit_code == 0, result.output
+    for table in ("summary_lead", "summary_application", "summary_instalment", "summary_client"):
+        assert f"{table} rebuilt:" in result.output
+    db.session.expire_all()
+    assert summary_figures(*everything) == before
+    assert before["timeliness"]["unpaid"][1] == sum(
+        i.total
+        for i in db.session.scalars(select(LoanInstalment).filter_by(application_id=loan.id))
+    )
