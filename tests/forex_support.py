@@ -6,17 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import pytest
-from sqlalchemy import delete
-
 from app.clients.models import Client
 from app.extensions import db
 from app.forex import wallets
 from app.forex.models import Currency, FxRate, Wallet
-from app.ledger.models import Account
-from app.ledger.services import base_currency
 from app.org.models import StaffProfile
-from tests.support import wipe_business_data
 
 NAMES = {"INR": "Indian rupee", "USD": "US dollar", "EUR": "Euro", "GBP": "Pound sterling"}
 
@@ -68,20 +62,3 @@ def desk(agent: StaffProfile) -> Client:
     fund(client, "USD", "1000.00")
     db.session.commit()
     return client
-
-
-@pytest.fixture(autouse=True)
-def forget_currency_accounts(request):
-    """The chart of accounts outlives each test (``KEPT_TABLES``); the per-currency accounts a
-    forex test opens are removed after it, so other desks' tests see the chart they expect.
-    """
-    apps = [
-        request.getfixturevalue(name) for name in ("app", "pg_app") if name in request.fixturenames
-    ]
-    yield
-    for application in apps:
-        wipe_business_data(application)  # the journal lines first (also done by `app` itself)
-        with application.app_context():
-            db.session.rollback()
-            db.session.execute(delete(Account).where(Account.currency != base_currency()))
-            db.session.commit()

@@ -36,7 +36,7 @@ KEPT_TABLES = {
     "ab_permission_view",
     "ab_permission_view_role",
     "audit_log",  # append-only: the database refuses deletes (tests read their own rows)
-    "ledger_account",  # the chart of accounts `flask crm init` seeds
+    "ledger_account",  # the chart of accounts `flask crm init` seeds (accounts added go, below)
 }
 
 _counter = itertools.count(1)
@@ -77,11 +77,18 @@ def prepare_schema(app: Flask) -> None:
 
 
 def wipe_business_data(app: Flask) -> None:
+    from app.ledger.models import Account
+    from app.ledger.services import CHART
+
     with app.app_context():
         db.session.rollback()
         for table in reversed(db.metadata.sorted_tables):
             if table.name not in KEPT_TABLES:
                 db.session.execute(table.delete())
+        # The seeded chart stays; an account a test opened (a currency's cash, wallets and
+        # reserve, one added on the Accounts screen) goes, or the next test's trial balance
+        # lists it (a demo with dollar wallets left "Total USD 0.00" on the ledger's tests).
+        db.session.execute(Account.__table__.delete().where(Account.code.not_in(list(CHART))))
         db.session.commit()
 
 

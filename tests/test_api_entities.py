@@ -23,7 +23,7 @@ from app.loyalty.models import LoyaltyAccount, LoyaltyTransaction, Voucher, Vouc
 from app.offers.models import Offer, OfferDelivery
 from app.security.scoping import Actor
 from tests.billing_support import issued_invoice, make_client
-from tests.forex_support import desk, forget_currency_accounts  # noqa: F401 (autouse fixture)
+from tests.forex_support import desk
 from tests.lending_support import make_settled_loan
 from tests.support import api_token, make_branch, make_staff
 

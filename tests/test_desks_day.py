@@ -19,7 +19,7 @@ from app.forex.models import Wallet
 from app.ledger import services as ledger
 from app.lending.servicing import record_repayment
 from tests.billing_support import TODAY, issued_invoice, make_client
-from tests.forex_support import desk, forget_currency_accounts  # noqa: F401  (autouse cleanup)
+from tests.forex_support import desk
 from tests.lending_support import make_settled_loan
 from tests.support import login, make_branch, make_staff
 

@@ -21,7 +21,6 @@ from app.ledger import services as ledger
 from app.lending.models import LoanRepayment
 from tests.billing_support import issued_invoice, make_client
 from tests.forex_support import desk as fx_desk
-from tests.forex_support import forget_currency_accounts  # noqa: F401  (autouse clean-up)
 from tests.lending_support import make_settled_loan
 from tests.support import count, login, make_branch, make_lead, make_staff
 from tests.test_kyc import auth, prepared_case

@@ -19,7 +19,6 @@ from app.ledger import services as ledger
 from app.ledger.models import JournalEntry, JournalLine
 from tests.forex_support import (
     desk,
-    forget_currency_accounts,  # noqa: F401  (autouse: drops the currency accounts)
     fund,
     make_currencies,
     make_fx_client,

@@ -15,7 +15,6 @@ from app.ledger import services as ledger
 from app.loyalty.models import LoyaltyAccount, LoyaltyTransaction
 from tests.forex_support import (
     desk,
-    forget_currency_accounts,  # noqa: F401  (autouse: drops the currency accounts)
 )
 from tests.support import count, make_branch, make_staff
 

@@ -18,7 +18,6 @@ from app.forex.jobs import refresh_rates
 from app.forex.models import FxRate
 from app.forex.rates import CsvRateFeed, HttpRateFeed, current_rate, load_rates
 from tests.forex_support import (
-    forget_currency_accounts,  # noqa: F401  (autouse: drops the currency accounts)
     make_currencies,
 )
 from tests.support import count

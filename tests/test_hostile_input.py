@@ -23,7 +23,6 @@ from app.lending.models import LoanApplication, LoanRepayment
 from tests.billing_support import issued_invoice, make_client
 from tests.billing_support import two_lines as invoice_lines
 from tests.forex_support import desk as forex_desk
-from tests.forex_support import forget_currency_accounts  # noqa: F401 (autouse fixture)
 from tests.hostile_support import (
     assert_refusal_audited,
     audit_mark,

@@ -17,7 +17,7 @@ from app.core.errors import ConflictError, FieldError
 from app.extensions import db
 from app.ledger import services as ledger
 from app.ledger.models import Account, JournalEntry, JournalLine
-from app.ledger.services import CASH, CHART, EQUITY, FEE_INCOME, LOANS_RECEIVABLE
+from app.ledger.services import CASH, EQUITY, FEE_INCOME, LOANS_RECEIVABLE
 from tests.support import count, login, make_branch, make_staff
 
 D = Decimal
@@ -37,21 +37,6 @@ def pg_staff(pg_app):
     people = {role: make_staff(role, branch) for role in ("Admin", "Manager")}
     db.session.commit()
     return {role: profile.user.username for role, profile in people.items()}
-
-
-def _forget_added_accounts() -> None:
-    """The chart survives between tests: remove accounts a test added (and their lines)."""
-    db.session.rollback()
-    added = select(Account.id).where(Account.code.not_in(list(CHART)))
-    db.session.execute(JournalLine.__table__.delete().where(JournalLine.account_id.in_(added)))
-    db.session.execute(Account.__table__.delete().where(Account.code.not_in(list(CHART))))
-    db.session.commit()
-
-
-@pytest.fixture
-def added_accounts(app):
-    yield
-    _forget_added_accounts()
 
 
 def post(entry_date: date, memo: str, *legs) -> JournalEntry:
@@ -356,7 +341,7 @@ def test_csv_export_matches_the_screen_and_is_audited(app, client, staff):
 # ---- chart of accounts --------------------------------------------------------------------
 
 
-def test_admin_adds_an_account_and_it_is_listed(app, client, staff, added_accounts):
+def test_admin_adds_an_account_and_it_is_listed(app, client, staff):
     login(client, staff["Admin"])
     done = client.post(
         "/accountview/add",
@@ -386,7 +371,7 @@ def test_admin_adds_an_account_and_it_is_listed(app, client, staff, added_accoun
     ],
 )
 def test_a_refused_account_is_a_4xx_naming_the_problem(
-    app, client, staff, added_accounts, form, status, words, audited
+    app, client, staff, form, status, words, audited
 ):
     login(client, staff["Admin"])
     accounts = count(Account)
@@ -407,7 +392,7 @@ def test_a_refused_account_is_a_4xx_naming_the_problem(
         assert words in rejection
 
 
-def test_an_unknown_class_is_refused_by_the_form(app, client, staff, added_accounts):
+def test_an_unknown_class_is_refused_by_the_form(app, client, staff):
     login(client, staff["Admin"])
     response = client.post(
         "/accountview/add", data={"code": "5300", "name": "Odd", "account_class": "asset-ish"}
@@ -416,7 +401,7 @@ def test_an_unknown_class_is_refused_by_the_form(app, client, staff, added_accou
     assert db.session.scalar(select(Account).where(Account.code == "5300")) is None
 
 
-def test_an_account_with_postings_is_not_deleted(app, client, staff, added_accounts):
+def test_an_account_with_postings_is_not_deleted(app, client, staff):
     login(client, staff["Admin"])
     client.post(
         "/accountview/add", data={"code": "5100", "name": "Office rent", "account_class": "expense"}
@@ -447,7 +432,7 @@ def test_an_account_with_postings_is_not_deleted(app, client, staff, added_accou
 # ---- who may do what ----------------------------------------------------------------------
 
 
-def test_manager_and_auditor_read_but_cannot_reverse_or_add(app, client, staff, added_accounts):
+def test_manager_and_auditor_read_but_cannot_reverse_or_add(app, client, staff):
     _, loan = funded_books()
     for role in ("Manager", "Auditor"):
         login(client, staff[role])
@@ -548,9 +533,7 @@ def test_two_people_reversing_at_once_get_one_reversal_and_a_message(
 # ---- currencies ---------------------------------------------------------------------------
 
 
-def test_each_currency_balances_on_its_own_and_the_trial_balance_totals_each(
-    app, client, staff, added_accounts
-):
+def test_each_currency_balances_on_its_own_and_the_trial_balance_totals_each(app, client, staff):
     ledger.ensure_currency_accounts("USD")
     ledger.ensure_currency_accounts("USD")  # a second call adds nothing
     db.session.commit()

@@ -16,7 +16,6 @@ from app.loyalty import services
 from app.loyalty.models import LoyaltyAccount, LoyaltyTransaction, Voucher, VoucherRedemption
 from tests.forex_support import (
     desk,
-    forget_currency_accounts,  # noqa: F401  (autouse: drops the currency accounts)
 )
 from tests.support import api_token, count, make_branch, make_staff
 
