@@ -203,9 +203,15 @@ def write_xlsx(table: Table, out: BinaryIO, generated_at: datetime | None = None
 
 # ---- PDF ----------------------------------------------------------------------------------
 
-PDF_CHUNK_ROWS = 500
-"""Rows per reportlab table: one huge table takes minutes to split into pages (50,000 rows:
-about 160 s), tables of 500 rows a few seconds in all."""
+PDF_FONT = "Helvetica"
+PDF_HEAD_FONT = "Helvetica-Bold"
+PDF_FONT_SIZE = 7
+PDF_LEADING = 8.5
+PDF_PAD_X = 6  # left and right padding of a cell
+PDF_PAD_Y = 1.5  # top and bottom padding of a cell
+PDF_HEAD_BACKGROUND = "#2c3e50"
+PDF_STRIPE = "#f4f6f7"  # every other row of a page, from its second row
+PDF_GRID_WIDTH = 0.25
 
 
 def _generated(generated_at: datetime | None) -> str:
@@ -230,13 +236,10 @@ def _pdf_cell(value: Any) -> str:
     return str(value)
 
 
-def _wrap(text: str, fits: int) -> str:
+def _wrap(text: str, fits: int) -> list[str]:
     """A long cell broken into lines of at most ``fits`` characters (at spaces where it can,
-    inside a word where it must). A table cell of plain lines costs a fraction of a wrapped
-    paragraph to lay out: measuring a paragraph's words dominated the time of a large PDF."""
-    return "\n".join(
-        textwrap.wrap(text, width=fits, break_on_hyphens=False, drop_whitespace=True) or [""]
-    )
+    inside a word where it must)."""
+    return textwrap.wrap(text, width=fits, break_on_hyphens=False, drop_whitespace=True) or [""]
 
 
 def _numbered_canvas():
@@ -266,6 +269,196 @@ def _numbered_canvas():
     return NumberedCanvas
 
 
+class _PdfRows:
+    """One part's rows, laid out once: the text of each cell (a string, or a list of lines
+    when it is wrapped), the height of each row and the running total of the heights, so that
+    finding where a page ends is a binary search rather than a measure of every row again.
+
+    A row taller than a whole page (a very long note) is continued on the next page: it is cut
+    into pieces of as many lines as a page holds."""
+
+    def __init__(self, columns: list[str], usable: float, page_room: float) -> None:
+        from xml.sax.saxutils import escape
+
+        from reportlab.lib.styles import getSampleStyleSheet
+        from reportlab.platypus import Paragraph
+
+        self.width = usable
+        self.column_width = usable / len(columns)
+        self.fits = max(8, int(self.column_width / (PDF_FONT_SIZE * 0.5)))
+        style = getSampleStyleSheet()["BodyText"].clone(
+            "head",
+            fontName=PDF_HEAD_FONT,
+            fontSize=PDF_FONT_SIZE,
+            leading=PDF_LEADING,
+            textColor="#ffffff",
+        )
+        inner = self.column_width - 2 * PDF_PAD_X
+        # Each heading as a paragraph broken into lines once; plain lines are then drawn on
+        # every page like the cells, a heading with mixed fonts by the paragraph itself.
+        self.header: list[tuple[Any, float, list[str] | None]] = []
+        tallest = 0.0
+        for column in columns:
+            paragraph = Paragraph(escape(column), style)
+            _, height = paragraph.wrap(inner, 10_000)
+            laid_out = paragraph.blPara
+            lines = [" ".join(words) for _, words in laid_out.lines] if laid_out.kind == 0 else None
+            self.header.append((paragraph, height, lines))
+            tallest = max(tallest, height)
+        self.header_height = tallest + 2 * PDF_PAD_Y
+        # Lines of one row that a page holds under the headings (a point to spare for rounding).
+        room = page_room - self.header_height - 2 * PDF_PAD_Y - 1
+        self.max_lines = max(1, int(room / PDF_LEADING))
+        self.cells: list[list[str | list[str]]] = []
+        self.tops: list[float] = [0.0]  # tops[i]: the height of the rows before row i
+        self.count = 0
+
+    def add(self, row: Any) -> None:
+        fits = self.fits
+        cells: list[str | list[str]] = []
+        lines = 1
+        for value in row:
+            text = _pdf_cell(value)
+            if len(text) > fits or "\n" in text:
+                wrapped = _wrap(text, fits)
+                lines = max(lines, len(wrapped))
+                cells.append(wrapped)
+            else:
+                cells.append(text)
+        self.count += 1
+        if lines > self.max_lines:
+            self._add_in_pieces(cells, lines)
+            return
+        self.cells.append(cells)
+        self.tops.append(self.tops[-1] + lines * PDF_LEADING + 2 * PDF_PAD_Y)
+
+    def _add_in_pieces(self, cells: list[str | list[str]], lines: int) -> None:
+        step = self.max_lines
+        for first in range(0, lines, step):
+            piece: list[str | list[str]] = []
+            for cell in cells:
+                if isinstance(cell, list):
+                    piece.append(cell[first : first + step])
+                else:
+                    piece.append(cell if first == 0 else "")
+            height = min(step, lines - first) * PDF_LEADING + 2 * PDF_PAD_Y
+            self.cells.append(piece)
+            self.tops.append(self.tops[-1] + height)
+
+
+def _pdf_rows_flowable():
+    from bisect import bisect_right
+
+    from reportlab.lib import colors
+    from reportlab.platypus import Flowable
+
+    head_background = colors.HexColor(PDF_HEAD_BACKGROUND)
+    stripe = colors.HexColor(PDF_STRIPE)
+
+    class PdfRowsTable(Flowable):
+        """Rows ``start`` to ``stop`` of a part under its column headings: a grid with the
+        headings on a dark band and every other row shaded, drawn straight on the page."""
+
+        def __init__(self, rows: _PdfRows, start: int, stop: int) -> None:
+            super().__init__()
+            self.rows, self.start, self.stop = rows, start, stop
+            self.hAlign = "CENTER"
+
+        def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:  # noqa: N803
+            rows = self.rows
+            self.width = rows.width
+            self.height = rows.header_height + rows.tops[self.stop] - rows.tops[self.start]
+            return self.width, self.height
+
+        def split(self, availWidth: float, availHeight: float) -> list[Flowable]:  # noqa: N803
+            rows = self.rows
+            room = availHeight - rows.header_height
+            if room <= 0:
+                return []
+            tops, start, stop = rows.tops, self.start, self.stop
+            end = bisect_right(tops, tops[start] + room, start, stop + 1) - 1
+            if end <= start:
+                return []  # not even one row under the headings: the next page
+            if end >= stop:
+                return [self]
+            return [PdfRowsTable(rows, start, end), PdfRowsTable(rows, end, stop)]
+
+        def draw(self) -> None:
+            canvas, rows = self.canv, self.rows
+            width, top = rows.width, self.height
+            column_width = rows.column_width
+            tops, start, stop = rows.tops, self.start, self.stop
+            offset = tops[start]
+            header_bottom = top - rows.header_height
+            # Row i's top is at header_bottom - (tops[i] - offset).
+            bottoms = [header_bottom - (tops[i + 1] - offset) for i in range(start, stop)]
+
+            canvas.saveState()
+            canvas.setFillColor(head_background)
+            canvas.rect(0, header_bottom, width, rows.header_height, stroke=0, fill=1)
+            shaded = canvas.beginPath()
+            row_top = header_bottom
+            for n, bottom in enumerate(bottoms):
+                if n % 2:
+                    shaded.rect(0, bottom, width, row_top - bottom)
+                row_top = bottom
+            canvas.setFillColor(stripe)
+            canvas.drawPath(shaded, stroke=0, fill=1)
+
+            xs = [index * column_width + PDF_PAD_X for index in range(len(rows.header))]
+            canvas.setFillColor(colors.white)
+            head_baseline = top - PDF_PAD_Y - PDF_FONT_SIZE
+            text = canvas.beginText(xs[0], head_baseline)
+            text.setFont(PDF_HEAD_FONT, PDF_FONT_SIZE, PDF_LEADING)
+            for x, (paragraph, height, lines) in zip(xs, rows.header, strict=True):
+                if lines is None:
+                    paragraph.drawOn(canvas, x, top - PDF_PAD_Y - height)
+                    continue
+                for n, piece in enumerate(lines):
+                    text.setTextOrigin(x, head_baseline - n * PDF_LEADING)
+                    text.textLine(piece)
+            canvas.drawText(text)
+
+            canvas.setFillColor(colors.black)
+            baseline = header_bottom - PDF_PAD_Y - PDF_FONT_SIZE
+            # The text object starts where the first cell is, as a text extractor reads a jump
+            # to the page's corner and back as a gap before the first cell.
+            text = canvas.beginText(xs[0], baseline)
+            text.setFont(PDF_FONT, PDF_FONT_SIZE, PDF_LEADING)
+            origin, line = text.setTextOrigin, text.textLine
+            for i in range(start, stop):
+                y = baseline - (tops[i] - offset)
+                for x, cell in zip(xs, rows.cells[i], strict=False):
+                    if cell.__class__ is str:
+                        if cell:
+                            origin(x, y)
+                            line(cell)
+                    else:
+                        for n, piece in enumerate(cell):
+                            if piece:
+                                origin(x, y - n * PDF_LEADING)
+                                line(piece)
+            canvas.drawText(text)
+
+            bottom = bottoms[-1] if bottoms else header_bottom
+            grid = canvas.beginPath()
+            for y in (top, header_bottom, *bottoms):
+                grid.moveTo(0, y)
+                grid.lineTo(width, y)
+            for index in range(len(rows.header) + 1):
+                x = width if index == len(rows.header) else index * column_width
+                grid.moveTo(x, bottom)
+                grid.lineTo(x, top)
+            canvas.setLineCap(1)
+            canvas.setLineJoin(1)
+            canvas.setStrokeColor(colors.grey)
+            canvas.setLineWidth(PDF_GRID_WIDTH)
+            canvas.drawPath(grid, stroke=1, fill=0)
+            canvas.restoreState()
+
+    return PdfRowsTable
+
+
 def write_pdf(
     table: Table,
     out: BinaryIO,
@@ -274,23 +467,26 @@ def write_pdf(
     **_: Any,
 ) -> int:
     """The title, the filters in words and the time it was made, then each part's table with
-    its column headings repeated at the top of every page, and "Page N of M" at the foot."""
+    its column headings repeated at the top of every page, and "Page N of M" at the foot.
+
+    A cell longer than its column is wrapped onto lines of as many characters as the column
+    holds. The rows are laid out once and drawn straight onto each page (a reportlab table
+    measures and styles every cell again for each page it is split over)."""
     from xml.sax.saxutils import escape
 
-    from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.lib.units import mm
-    from reportlab.platypus import LongTable, Paragraph, SimpleDocTemplate, Spacer, TableStyle
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
 
     parts = table.parts()
     widest = max((len(part.columns) for part in parts), default=1)
     pagesize = landscape(A4) if widest > 5 else A4
     margin = 12 * mm
     usable = pagesize[0] - 2 * margin
+    frame_padding = 6  # SimpleDocTemplate's frame pads each side by 6 points
+    page_room = pagesize[1] - 2 * margin - 2 * frame_padding
     styles = getSampleStyleSheet()
-    cell_style = styles["BodyText"].clone("cell", fontSize=7, leading=8.5)
-    head_style = cell_style.clone("head", fontName="Helvetica-Bold", textColor=colors.white)
     generated = _generated(generated_at) + (f" by {generated_by}" if generated_by else "")
     story: list[Any] = [
         Paragraph(escape(table.title), styles["Title"]),
@@ -298,43 +494,17 @@ def write_pdf(
         Paragraph(f"<b>Generated:</b> {escape(generated)}", styles["Normal"]),
         Spacer(1, 4 * mm),
     ]
-    style = TableStyle(
-        [
-            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#2c3e50")),
-            ("TEXTCOLOR", (0, 0), (-1, 0), colors.white),
-            ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
-            ("FONTSIZE", (0, 0), (-1, -1), 7),
-            ("LEADING", (0, 0), (-1, -1), 8.5),
-            ("VALIGN", (0, 0), (-1, -1), "TOP"),
-            ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-            ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f4f6f7")]),
-            ("TOPPADDING", (0, 0), (-1, -1), 1.5),
-            ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
-        ]
-    )
+    rows_table = _pdf_rows_flowable()
     written = 0
     for part in parts:
         if len(parts) > 1:
             story.append(Paragraph(escape(part.title), styles["Heading3"]))
-        columns = [str(c) for c in part.columns] or [""]
-        width = usable / len(columns)
-        fits = max(8, int(width / (7 * 0.5)))  # characters of 7 pt Helvetica in a column
-        header = [Paragraph(escape(c), head_style) for c in columns]
-
-        def cell(text: str, fits: int = fits) -> str:
-            return _wrap(text, fits) if len(text) > fits or "\n" in text else text
-
-        chunk: list[list[Any]] = []
-        emitted = False
+        rows = _PdfRows([str(c) for c in part.columns] or [""], usable, page_room)
         for row in part.rows:
-            chunk.append([cell(_pdf_cell(value)) for value in row])
-            written += 1
-            if len(chunk) == PDF_CHUNK_ROWS:
-                story.append(_pdf_table(LongTable, header, chunk, width, style))
-                chunk, emitted = [], True
-        if chunk or not emitted:
-            story.append(_pdf_table(LongTable, header, chunk, width, style))
-        if not chunk and not emitted:
+            rows.add(row)
+        written += rows.count
+        story.append(rows_table(rows, 0, len(rows.cells)))
+        if not rows.count:
             story.append(Paragraph("No rows.", styles["Italic"]))
         story.append(Spacer(1, 4 * mm))
     document = SimpleDocTemplate(
@@ -348,12 +518,6 @@ def write_pdf(
     )
     document.build(story, canvasmaker=_numbered_canvas())
     return written
-
-
-def _pdf_table(table_class, header, rows, width, style):
-    result = table_class([header, *rows], colWidths=[width] * len(header), repeatRows=1)
-    result.setStyle(style)
-    return result
 
 
 # ---- one entry point ----------------------------------------------------------------------
