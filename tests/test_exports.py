@@ -154,6 +154,87 @@ def test_a_table_in_parts_is_one_csv_one_workbook_sheet_each_and_one_pdf():
     assert "Counts" in page and "People" in page and "Ravi" in page
 
 
+def pdf_text_positions(data: bytes) -> list[list[tuple[str, float, float]]]:
+    """Each page's pieces of text with where they start on the page (x, y in points)."""
+    pages = []
+    for page in PdfReader(io.BytesIO(data)).pages:
+        pieces: list[tuple[str, float, float]] = []
+
+        def visit(text, cm, tm, font, size, pieces=pieces):
+            if text.strip():
+                x = cm[0] * tm[4] + cm[2] * tm[5] + cm[4]
+                y = cm[1] * tm[4] + cm[3] * tm[5] + cm[5]
+                pieces.append((text.strip(), x, y))
+
+        page.extract_text(visitor_text=visit)
+        pages.append(pieces)
+    return pages
+
+
+def test_a_long_pdf_repeats_the_headings_numbers_its_pages_and_keeps_the_rows_in_order():
+    columns = ["First name", "Last name", "E-mail", "Phone", "Status", "Amount", "Created"]
+    note = "Asked for a call back about investments in the new fund next week"
+    rows = [
+        [
+            f"Row{n:04d}",
+            note if n == 7 else "Lead",
+            "a***@example.com",
+            "********3210",
+            "contacted",
+            Decimal("1234567.50") if n == 3 else Decimal("-0.10"),
+            utcnow().replace(year=2026, month=1, day=2, hour=3, minute=4),
+        ]
+        for n in range(1, 301)
+    ]
+    out = io.BytesIO()
+    assert write_table("pdf", Table("Leads", columns, iter(rows)), out) == 300
+    pages = [page.extract_text() for page in PdfReader(io.BytesIO(out.getvalue())).pages]
+    assert len(pages) >= 5
+
+    for number, text in enumerate(pages, start=1):
+        assert all(heading in text for heading in columns), f"headings on page {number}"
+        assert f"Page {number} of {len(pages)}" in text
+    # Every row once, in order, and the same number on every full page.
+    per_page = [re.findall(r"Row\d{4}", text) for text in pages]
+    assert [name for page in per_page for name in page] == [row[0] for row in rows]
+    counts = [len(page) for page in per_page]
+    assert len(set(counts[1:-1])) == 1 and 0 < counts[-1] <= counts[1]
+    assert len(pages) == 1 + -(-(300 - counts[0]) // counts[1])
+    # Values as given: masked contacts untouched, money with its exact digits.
+    first = pages[0]
+    assert "a***@example.com" in first and "********3210" in first
+    assert "1,234,567.50" in first and "-0.10" in first
+    assert "2026-01-02 03:04 UTC" in first
+    # A cell longer than its column is wrapped on word boundaries, nothing lost.
+    lines = [line for line in first.splitlines() if line and line in note]
+    assert len(lines) >= 2 and " ".join(lines) == note
+    assert all(len(line) <= 31 for line in lines)  # a seventh of a landscape page
+
+    # No row runs into the page number at the foot; every line starts at its column's edge.
+    for pieces in pdf_text_positions(out.getvalue()):
+        cells = [(x, y) for text, x, y in pieces if not text.startswith("Page ")]
+        footer = [y for text, _, y in pieces if text.startswith("Page ")]
+        assert len(footer) == 1
+        assert min(y for _, y in cells if y < 500) > footer[0] + 8
+        starts = sorted({round(x) for x, y in cells if y < 500})  # below the title lines
+        assert len(starts) == len(columns) and starts[-1] < 841.89 - 34  # landscape A4
+
+
+def test_a_pdf_row_longer_than_a_page_goes_on_over_the_next_pages():
+    story = " ".join(f"word{n:04d}" for n in range(1500))
+    table = Table(
+        "Notes", ["Client", "Note"], [["Before", "short"], ["Long", story], ["After", "x"]]
+    )
+    out = io.BytesIO()
+    assert write_table("pdf", table, out) == 3
+    pages = [page.extract_text() for page in PdfReader(io.BytesIO(out.getvalue())).pages]
+    assert len(pages) >= 3
+    text = " ".join(pages)
+    assert re.findall(r"word\d{4}", text) == [f"word{n:04d}" for n in range(1500)]
+    assert text.index("Before") < text.index("word0000") < text.index("After")
+    assert all("Client" in page and "Note" in page for page in pages)
+
+
 # ---- list screens --------------------------------------------------------------------------
 
 
