@@ -292,6 +292,60 @@ def test_a_row_that_became_a_duplicate_since_the_check_stops_the_import(pg_clien
     assert count(Lead) == 996  # the user read the new report and imported the 994
 
 
+def _checked(agent) -> LeadImport:
+    """The issue's file uploaded and checked as ``agent``, the user about to import it."""
+    lead_import = imports.upload_import("leads.csv", thousand_rows_csv(), _actor(agent))
+    db.session.commit()
+    import_id = lead_import.id
+    assert imports.check_import_job(import_id) == "checked"
+    imports.request_import(import_id)
+    db.session.commit()
+    return db.session.get(LeadImport, import_id)
+
+
+def test_the_import_writes_the_rows_exactly_as_the_check_judged_them(app, world):
+    agent, _ = world
+    lead_import = _checked(agent)
+    assert imports.import_rows_job(lead_import.id) == "imported"
+    leads = {lead.email: lead for lead in db.session.scalars(select(Lead))}
+    assert len(leads) == 996
+    first = leads["person0@example.com"]
+    assert (first.phone, first.first_name, first.source, first.status) == (
+        "+919000000000",
+        "First0",
+        "import",
+        "new",
+    )
+    assert first.branch_id == agent.branch_id and first.assigned_agent_id == agent.user_id
+    assert first.score == 15 and "source is import" in first.score_breakdown
+    # the file and what the check kept of it are gone once the leads are in
+    kept = db.session.execute(
+        text("SELECT content, checked_rows FROM lead_import WHERE id = :id"),
+        {"id": lead_import.id},
+    ).one()
+    assert kept == (None, None)
+
+
+def test_an_uploader_moved_to_another_branch_imports_into_their_new_branch(app, world):
+    agent, _ = world
+    lead_import = _checked(agent)
+    elsewhere = make_branch()
+    agent.branch_id = elsewhere.id
+    db.session.commit()
+    assert imports.import_rows_job(lead_import.id) == "imported"
+    branches = set(db.session.scalars(select(Lead.branch_id).where(Lead.source == "import")))
+    assert branches == {elsewhere.id}
+
+
+def test_an_unreadable_kept_check_falls_back_to_checking_every_row(app, world):
+    agent, _ = world
+    lead_import = _checked(agent)
+    lead_import.checked_rows = b"not what the check wrote"
+    db.session.commit()
+    assert imports.import_rows_job(lead_import.id) == "imported"
+    assert count(Lead) == 996
+
+
 def test_the_progress_bar_sees_rows_counted_while_the_check_runs(pg_app, pg_world, monkeypatch):
     agent, _ = pg_world
     monkeypatch.setattr(imports, "PROGRESS_EVERY", 200)

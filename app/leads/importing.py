@@ -26,6 +26,7 @@ import csv
 import hashlib
 import io
 import json
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -276,33 +277,89 @@ _INSERTED_COLUMNS = (
 )
 
 
+def lead_values(lead: Lead) -> dict:
+    """The columns ``insert_leads`` writes, from a lead ``prepare_lead`` has checked."""
+    return {name: getattr(lead, name) for name in _INSERTED_COLUMNS}
+
+
+def _actor_key(actor: Actor | None) -> list:
+    """What about the uploader changes how ``prepare_lead`` treats a row (owner, branch)."""
+    if actor is None:
+        return []
+    return [actor.user_id, sorted(actor.roles), actor.branch_id]
+
+
+def pack_checked(report: ImportReport, actor: Actor | None) -> bytes:
+    """The valid rows of a check as ``prepare_lead`` left them, compressed, for the import.
+
+    The import runs the same rules on the same bytes for the same uploader, so it need not clean
+    and check every field again: it re-checks only what can change meanwhile (duplicates of
+    rows written since) and falls back to a full check when the uploader's roles or branch
+    changed (``unpack_checked`` answers None)."""
+    payload = {
+        "actor": _actor_key(actor),
+        "columns": list(_INSERTED_COLUMNS),
+        "rows": [[lead_values(lead)[name] for name in _INSERTED_COLUMNS] for lead in report.valid],
+    }
+    return zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 1)
+
+
+def unpack_checked(blob: bytes | None, actor: Actor | None) -> list[dict] | None:
+    """The rows ``pack_checked`` stored, or None when they cannot be trusted for this import
+    (none stored, another format, or the uploader's roles or branch changed since)."""
+    if not blob:
+        return None
+    try:
+        payload = json.loads(zlib.decompress(blob))
+    except (zlib.error, ValueError):
+        return None
+    if payload.get("columns") != list(_INSERTED_COLUMNS) or payload.get("actor") != _actor_key(
+        actor
+    ):
+        return None
+    return [dict(zip(_INSERTED_COLUMNS, row, strict=True)) for row in payload["rows"]]
+
+
+def count_new_duplicates(
+    rows: Sequence[dict], progress: Callable[[int], None] | None = None
+) -> int:
+    """How many of these checked rows now share an e-mail or phone with an open lead or a
+    client (written since the check). Set-based, ``CHUNK_ROWS`` rows per look-up."""
+    changed = 0
+    for start in range(0, len(rows), CHUNK_ROWS):
+        chunk = rows[start : start + CHUNK_ROWS]
+        existing = find_exact_duplicates(
+            (r["email"] for r in chunk if r["email"]), (r["phone"] for r in chunk if r["phone"])
+        )
+        if existing:
+            changed += sum(
+                1
+                for r in chunk
+                if ("email", r["email"]) in existing or ("phone", r["phone"]) in existing
+            )
+        if progress:
+            progress(len(chunk))
+    return changed
+
+
 def insert_leads(
-    leads: Sequence[Lead],
+    rows: Sequence[dict],
     lead_import_id: int | None = None,
     chunk_rows: int = 1000,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Insert checked leads in chunks, inside the caller's transaction (the caller commits).
+    """Insert checked leads (``lead_values`` dicts) in chunks, inside the caller's transaction
+    (the caller commits).
 
     A bulk INSERT, not ``add_all``: it does not go through the ORM flush, so the audit log gets
     no row per lead; the caller records one event for the whole import instead, and every lead
     keeps ``lead_import_id`` to say where it came from.
     """
     now = utcnow()
-    for start in range(0, len(leads), chunk_rows):
-        batch = leads[start : start + chunk_rows]
-        db.session.execute(
-            insert(Lead),
-            [
-                {
-                    **{name: getattr(lead, name) for name in _INSERTED_COLUMNS},
-                    "lead_import_id": lead_import_id,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for lead in batch
-            ],
-        )
+    stamp = {"lead_import_id": lead_import_id, "created_at": now, "updated_at": now}
+    for start in range(0, len(rows), chunk_rows):
+        batch = rows[start : start + chunk_rows]
+        db.session.execute(insert(Lead), [{**row, **stamp} for row in batch])
         if progress:
             progress(len(batch))
-    return len(leads)
+    return len(rows)

@@ -7,9 +7,12 @@ import then run as jobs (``app.core.jobs``: RQ with Redis, inline without):
                        \\-> failed      \\-> checked (the report changed meanwhile)
     uploaded | checked | failed -> discarded
 
-The import is one transaction: it takes a lock that serialises imports (PostgreSQL), checks every
-row again, and imports nothing if any row's verdict changed since the report the user read (a new
+The import is one transaction: it takes a lock that serialises imports (PostgreSQL), checks the
+rows again, and imports nothing if any row's verdict changed since the report the user read (a new
 duplicate, say); otherwise it inserts the valid rows and records one audit event with the counts.
+The check keeps the valid rows as it prepared them (``checked_rows``), so the import looks up only
+their duplicates again; when a row became a duplicate, or the uploader's roles or branch changed,
+every row is checked again and the new report stored for the user to read.
 
 Both jobs may run more than once: a worker killed in the middle (``kill -9``, a lost machine)
 leaves its job abandoned, and RQ runs it again (``JOB_RETRIES``) once the dead worker's heartbeat
@@ -35,9 +38,13 @@ from app.leads.importing import (
     ImportReport,
     check_rows,
     check_upload,
+    count_new_duplicates,
     insert_leads,
+    lead_values,
+    pack_checked,
     read_rows,
     sha256,
+    unpack_checked,
 )
 from app.leads.models import LeadImport
 from app.security.scoping import UNSCOPED, Actor, actor_for_user, current_actor
@@ -141,6 +148,7 @@ def discard_import(import_id: int) -> LeadImport:
         )
     lead_import.status = "discarded"
     lead_import.content = None
+    lead_import.checked_rows = None
     lead_import.finished_at = utcnow()
     lead_import.message = "Nothing was imported."
     return lead_import
@@ -188,13 +196,14 @@ def _actor_of(lead_import: LeadImport) -> Actor:
     return actor
 
 
-def _store_report(lead_import: LeadImport, report: ImportReport) -> None:
+def _store_report(lead_import: LeadImport, report: ImportReport, actor: Actor) -> None:
     lead_import.total_rows = report.total
     lead_import.processed_rows = report.total
     lead_import.valid_rows = len(report.valid)
     lead_import.invalid_rows = len(report.invalid_rows)
     lead_import.duplicate_rows = len(report.duplicate_rows)
     lead_import.problems = report.problems_json()
+    lead_import.checked_rows = pack_checked(report, actor)
     lead_import.checked_at = utcnow()
 
 
@@ -218,12 +227,13 @@ def check_import_job(import_id: int, progress: Callable[[int], None] | None = No
     db.session.commit()
     try:
         rows = read_rows(lead_import.file_name, lead_import.content or b"")
-        report = check_rows(rows, _actor_of(lead_import), _ProgressWriter(import_id, progress))
+        actor = _actor_of(lead_import)
+        report = check_rows(rows, actor, _ProgressWriter(import_id, progress))
         lead_import = _load(import_id)
         if lead_import is None or lead_import.status != "checking":
             db.session.rollback()
             return None
-        _store_report(lead_import, report)
+        _store_report(lead_import, report, actor)
         lead_import.status = "checked"
         db.session.commit()
         return "checked"
@@ -248,13 +258,23 @@ def import_rows_job(import_id: int, progress: Callable[[int], None] | None = Non
         return None
     try:
         actor = _actor_of(lead_import)
+        total = lead_import.total_rows
+        # Checked again inside this transaction: nothing that became a duplicate slips in. The
+        # rows the check prepared need only their duplicates looked up again; without them (or
+        # when the uploader's roles or branch changed) every row is checked again.
+        checked = unpack_checked(lead_import.checked_rows, actor)
+        tick = _ProgressWriter(import_id, progress)
+        if checked is not None and len(checked) != lead_import.valid_rows:
+            checked = None  # not the rows of the report the user read
+        if checked is not None and count_new_duplicates(checked, tick) == 0:
+            invalid, duplicates = lead_import.invalid_rows, lead_import.duplicate_rows
+            return _insert(lead_import, checked, total, invalid, duplicates, actor)
         rows = read_rows(lead_import.file_name, lead_import.content or b"")
         accepted = {p["row"] for p in json.loads(lead_import.problems or "[]")}
-        # Checked again inside this transaction: nothing that became a duplicate slips in.
         report = check_rows(rows, actor, _ProgressWriter(import_id, progress))
         if report.problem_rows != accepted:
             changed = len(report.problem_rows ^ accepted)
-            _store_report(lead_import, report)
+            _store_report(lead_import, report, actor)
             lead_import.status = "checked"
             lead_import.message = (
                 f"{changed} row(s) changed since the check (a new duplicate, say); nothing was "
@@ -262,32 +282,51 @@ def import_rows_job(import_id: int, progress: Callable[[int], None] | None = Non
             )
             db.session.commit()
             return "checked"
-        imported = insert_leads(report.valid, lead_import_id=import_id)
-        lead_import.status = "imported"
-        lead_import.imported_rows = imported
-        lead_import.processed_rows = report.total
-        lead_import.content = None
-        lead_import.finished_at = utcnow()
-        lead_import.message = f"{imported:,} lead(s) imported."
-        db.session.flush()  # the status change's audit row takes the chain; the event follows
-        record_event(
-            "import",
-            record=lead_import,
-            detail=(
-                f"{lead_import.file_name}: {imported} lead(s) imported of {report.total} rows "
-                f"({len(report.invalid_rows)} invalid, {len(report.duplicate_rows)} duplicates)"
-            ),
-            actor_id=actor.user_id,
-            actor_name=actor.username,
+        return _insert(
+            lead_import,
+            [lead_values(lead) for lead in report.valid],
+            report.total,
+            len(report.invalid_rows),
+            len(report.duplicate_rows),
+            actor,
         )
-        db.session.commit()
-        return "imported"
     except DomainError as exc:
         _fail(import_id, f"Nothing was imported: {exc}")
         return "failed"
     except Exception as exc:
         _fail(import_id, f"Nothing was imported: the import stopped ({exc.__class__.__name__}).")
         raise
+
+
+def _insert(
+    lead_import: LeadImport,
+    rows: list[dict],
+    total: int,
+    invalid: int,
+    duplicates: int,
+    actor: Actor,
+) -> str:
+    imported = insert_leads(rows, lead_import_id=lead_import.id)
+    lead_import.status = "imported"
+    lead_import.imported_rows = imported
+    lead_import.processed_rows = total
+    lead_import.content = None
+    lead_import.checked_rows = None
+    lead_import.finished_at = utcnow()
+    lead_import.message = f"{imported:,} lead(s) imported."
+    db.session.flush()  # the status change's audit row takes the chain; the event follows
+    record_event(
+        "import",
+        record=lead_import,
+        detail=(
+            f"{lead_import.file_name}: {imported} lead(s) imported of {total} rows "
+            f"({invalid} invalid, {duplicates} duplicates)"
+        ),
+        actor_id=actor.user_id,
+        actor_name=actor.username,
+    )
+    db.session.commit()
+    return "imported"
 
 
 # ---- what the screen and the API show -----------------------------------------------------

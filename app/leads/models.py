@@ -255,6 +255,9 @@ class LeadImport(Model):
     imported_rows: Mapped[int] = mapped_column(Integer, default=0)
     # [{"row", "field", "reason", "duplicate", "existing"}], as the last check found them.
     problems: Mapped[str | None] = deferred(mapped_column(Text))
+    # The valid rows as the last check prepared them (``importing.pack_checked``), so that the
+    # import re-checks only their duplicates; dropped with ``content``.
+    checked_rows: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
     message: Mapped[str | None] = mapped_column(String(500))
     created_by_id: Mapped[int] = mapped_column(
         ForeignKey("ab_user.id", name="fk_lead_import_created_by_id_ab_user")
