@@ -86,3 +86,41 @@ def test_a_deep_api_page_holds_an_agents_own_rows_in_order_filtered(on_each_data
         assert response.status_code == 200, response.json
         assert response.json["ids"] == expected_ids(own, order, 2, 2)
         assert response.json["count"] == len(expected_ids(own, order, 0, 100))
+
+
+def record_count(page: bytes) -> str:
+    found = re.search(rb"Record Count:</strong>\s*([0-9,+]+)", page)
+    assert found, "the list shows its record count"
+    return found.group(1).decode()
+
+
+@pytest.mark.parametrize(
+    ("order_args", "order"),
+    [
+        ("", (Lead.id.desc(),)),
+        ("&_oc_LeadView=score&_od_LeadView=desc", (Lead.score.desc(), Lead.id.desc())),
+        ("&_oc_LeadView=first_name&_od_LeadView=asc", (Lead.first_name, Lead.id)),
+    ],
+)
+def test_a_page_past_the_counted_ones_holds_its_rows_and_tells_the_count(
+    on_each_database, two_branches, order_args, order, monkeypatch
+):
+    """Past LIST_COUNT_CAP rows (10 here) the page's keys and those of the next pages are read
+    in one statement; the rows and the count must be what a plain offset and count give."""
+    monkeypatch.setattr("app.core.crud.LIST_COUNT_CAP", 10)
+    client = on_each_database.test_client()
+    assert login(client, two_branches["manager"].user.username).status_code == 302
+    branch_rows = Lead.branch_id == two_branches["home"].id
+    for page in (2, 3, 4):
+        response = client.get(f"/leadview/list/?psize_LeadView=5&page_LeadView={page}{order_args}")
+        assert response.status_code == 200
+        assert shown_ids(response.data) == expected_ids(branch_rows, order, page * 5, 5)
+        # 23 leads in the branch: the keys read reach the end, so the count is exact
+        assert record_count(response.data) == "23"
+    # pages of 2: from row 10 the pager's four pages (8 rows) do not reach the end (23)
+    response = client.get(f"/leadview/list/?psize_LeadView=2&page_LeadView=5{order_args}")
+    assert shown_ids(response.data) == expected_ids(branch_rows, order, 10, 2)
+    assert record_count(response.data) == "18+"
+    # past the end: an empty page, not another branch's leads
+    response = client.get(f"/leadview/list/?psize_LeadView=5&page_LeadView=9{order_args}")
+    assert shown_ids(response.data) == []

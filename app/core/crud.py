@@ -27,9 +27,12 @@ from app.core.audit import record_rejection
 from app.core.errors import ConflictError, DomainError, FieldError
 from app.core.list_page import CrmSearchWidget
 from app.core.listing import (
+    LIST_COUNT_CAP,
     capped_count,
+    count_from_keys,
     count_from_page,
     count_limit,
+    deep_page_keys,
     page_keys,
     relation_loads,
 )
@@ -158,7 +161,24 @@ class CrmSQLAInterface(SQLAInterface):
         single_key = isinstance(key, str)
         if page_size and not order_column and single_key:  # pages need a stable order
             order_column, order_direction = key, "asc"
-        if page and page_size and single_key:
+        counted_keys = None
+        if page and page_size and single_key and page * page_size >= LIST_COUNT_CAP:
+            # Past the counted pages: one walk of the index reads this page's keys and those of
+            # the pages the pager offers after it, which also tells the count.
+            counted_keys = deep_page_keys(
+                self, filters, order_column, order_direction, page, page_size
+            )
+            query = self.apply_all(
+                base.filter(getattr(self.obj, key).in_(counted_keys[:page_size])),
+                None,
+                order_column,
+                order_direction,
+                None,
+                None,
+                select_columns,
+                outer_default_load,
+            )
+        elif page and page_size and single_key:
             keys = page_keys(self, filters, order_column, order_direction, page, page_size)
             query = self.apply_all(
                 base.join(keys, getattr(self.obj, key) == keys.c.key),
@@ -186,6 +206,8 @@ class CrmSQLAInterface(SQLAInterface):
         rows = query.all()
         items = [getattr(row, self.obj.__name__, row) for row in rows]
         count = count_from_page(len(items), page, page_size)
+        if count is None and counted_keys:
+            count = count_from_keys(len(counted_keys), page, page_size)
         if count is None:
             counted = self._apply_inner_all(
                 base, filters, select_columns=select_columns, aliases_mapping={}

@@ -8,11 +8,14 @@ one by one. Here a page is read with a fixed number of statements:
   (many-to-one) or in one more (collections);
 - a count only when the page itself does not tell it (a short page ends the list), and then a
   capped one: the rows are counted up to a few pages past the one shown, never more
-  (``LIST_COUNT_CAP`` at least), so "Record Count" reads "10,000+" on a large list while
+  (``LIST_COUNT_CAP`` at least), so "Record Count" reads "1,000+" on a large list while
   paging forward and back keeps working;
 - a page past the first as a deferred join: the keys of the page are picked first, reading
   only the (order column, key) index of the matching rows, then only those rows are read
-  whole. A plain OFFSET would read every skipped row and its related records.
+  whole. A plain OFFSET would read every skipped row and its related records. Past the
+  counted pages (``LIST_COUNT_CAP``) the keys are read on their own, with those of the pages
+  the pager offers after it, and their number is the count: the index is walked once, not
+  once for the page and again for the count.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from typing import Any
 
 from sqlalchemy.orm import joinedload, selectinload
 
-LIST_COUNT_CAP = 10_000
-"""A list counts its rows exactly up to this many; beyond, it shows "10,000+"."""
+LIST_COUNT_CAP = 1_000
+"""A list counts its rows exactly up to this many; beyond, it shows "1,000+". Counting a
+search's matches visits each matching row (a name fragment's trigram matches are checked on
+the table), so the cap is what a count costs: 10,000 made a name search's count cost twenty
+times its page."""
 PAGES_AHEAD = 3
 """How many pages past the one shown a capped count reaches (the pager shows three)."""
 
@@ -65,6 +71,48 @@ def count_from_page(rows: int, page: int | None, page_size: int | None) -> RowCo
     if rows < page_size and (rows or not page):
         return RowCount((page or 0) * page_size + rows)
     return None
+
+
+def count_from_keys(keys: int, page: int, page_size: int) -> RowCount:
+    """The count told by a deep page's key read (``deep_page_keys``): exact when it found fewer
+    keys than it asked for, else a lower bound reaching the pages the pager offers."""
+    ahead = keys_ahead(page_size)
+    offset = page * page_size
+    if keys > ahead:
+        return RowCount(offset + ahead, more=True)
+    return RowCount(offset + keys)
+
+
+def keys_ahead(page_size: int) -> int:
+    """How many keys a deep page reads: its own and the pages the pager offers after it."""
+    return (1 + PAGES_AHEAD) * page_size
+
+
+def deep_page_keys(
+    datamodel: Any,
+    filters: Any,
+    order_column: str,
+    order_direction: str,
+    page: int,
+    page_size: int,
+) -> list[Any]:
+    """The keys of page ``page`` and of the ``PAGES_AHEAD`` pages after it (one more to tell
+    whether the list goes on), in the list's order: one statement over the (order column, key)
+    index. The capped count of a page past ``LIST_COUNT_CAP`` would walk the same skipped
+    entries a second time."""
+    key = getattr(datamodel.obj, datamodel.get_pk_name()).label("key")
+    keys = datamodel._apply_inner_all(
+        datamodel.session.query(key),
+        filters,
+        order_column,
+        order_direction,
+        None,
+        None,
+        None,
+        aliases_mapping={},
+    )
+    rows = keys.offset(page * page_size).limit(keys_ahead(page_size) + 1).all()
+    return [row.key for row in rows]
 
 
 def page_keys(
