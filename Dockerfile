@@ -20,8 +20,10 @@ RUN mkdir -p "$CRM_INSTANCE_DIR" && chown -R fincrm:fincrm /srv/fincrm
 
 USER fincrm
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
-  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/login/', timeout=4)"
+# Healthy when ready: the database, Redis and the document storage answer (GET /health/ready;
+# GET /health is the liveness probe for an orchestrator that restarts what stops answering).
+HEALTHCHECK --interval=30s --timeout=8s --retries=3 \
+  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health/ready', timeout=7)"
 
 # Migrations and permission sync run once per release (`flask --app run crm init`), not here.
 CMD ["gunicorn", "--bind", "0.0.0.0:8080", "--workers", "2", "--threads", "4", "--access-logfile", "-", "run:app"]

@@ -252,6 +252,10 @@ def register_views(builder: AppBuilder) -> None:
         lambda: current_app.config.get("CRM_ENQUIRY_RATE_LIMIT", "5 per minute"), methods=["POST"]
     )(public_leads)
     current_app.register_blueprint(public_leads)
+    from app.core.health import health
+
+    # Liveness and readiness probes: no sign-in, no session, no secrets in the answer.
+    current_app.register_blueprint(health)
 
 
 def _register_record_apis(builder: AppBuilder) -> None:
