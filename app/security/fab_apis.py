@@ -13,6 +13,7 @@ from flask_appbuilder.security.sqla.apis import (
     UserApi,
     ViewMenuApi,
 )
+from flask_appbuilder.security.sqla.apis.group.schema import GroupPostSchema, GroupPutSchema
 
 from app.core.crud import AnswersRefusals
 
@@ -67,4 +68,11 @@ class CrmPermissionViewMenuApi(AnswersRefusals, PermissionViewMenuApi):
 
 
 class CrmGroupApi(AnswersRefusals, GroupApi):
-    pass
+    # FAB searches groups by every listed column, "roles.name" and "users.username" too, which
+    # it has no filter for (a warning per column at start-up): its roles and users are
+    # searched as relations instead.
+    search_columns = ["id", "name", "label", "description", "roles", "users"]
+    # FAB documents its bodies as the components GroupPostSchema and GroupPutSchema and also
+    # adds the same classes as this API's post and put schemas: one class under two names.
+    add_model_schema = type("CrmGroupPostSchema", (GroupPostSchema,), {})()
+    edit_model_schema = type("CrmGroupPutSchema", (GroupPutSchema,), {})()

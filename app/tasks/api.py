@@ -36,6 +36,15 @@ class TaskWriteSchema(SQLAlchemyAutoSchema):
     assignee_id = auto_field(required=False, allow_none=True)  # blank: the caller
 
 
+class TaskAddSchema(TaskWriteSchema):
+    """A POST's body (its own class, so the OpenAPI document names the POST's and the PUT's
+    bodies apart)."""
+
+
+class TaskEditSchema(TaskWriteSchema):
+    """A PUT's body."""
+
+
 class TaskApi(ServiceModelRestApi):
     resource_name = "task"
     datamodel = CrmSQLAInterface(Task)
@@ -47,8 +56,8 @@ class TaskApi(ServiceModelRestApi):
     show_columns = [*list_columns, "created_at", "updated_at"]
     add_columns = TASK_FIELDS
     edit_columns = TASK_FIELDS
-    add_model_schema = TaskWriteSchema()
-    edit_model_schema = TaskWriteSchema()
+    add_model_schema = TaskAddSchema()
+    edit_model_schema = TaskEditSchema()
     search_columns = [
         "title",
         "status",
