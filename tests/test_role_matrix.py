@@ -12,11 +12,13 @@ from app.security.roles import (
     ADMIN_ONLY_MENUS,
     ADMIN_ONLY_VIEWS,
     EXTRA_ACTIONS,
+    MAX_TOP_MENUS,
     MENU_CATEGORIES,
     RESOURCES,
     ROLES,
     SELF_SERVICE_PERMISSIONS,
     allowed,
+    menus_for,
 )
 from app.security.sync import undecided_menus
 from tests.support import login, make_branch, make_staff
@@ -33,6 +35,8 @@ PUBLIC_ENDPOINTS = {
     "appbuilder.static",
     "calendar_feed.feed",  # the private ICS feed: the secret link is the credential
     "public_leads.enquire",  # the public enquiry form (CSRF, honeypot, rate limit)
+    "health.liveness",  # probes: no sign-in, no data (tests/test_health.py)
+    "health.readiness",
 }
 URL_VALUES = {
     "pk": "0",
@@ -118,6 +122,23 @@ def test_every_registered_view_and_menu_has_a_decision(app):
             extra = {f"can_{a}" for a in EXTRA_ACTIONS.get(view.class_permission_name, ())}
             assert set(view.base_permissions) <= ACTIONS | extra, (view, view.base_permissions)
     assert set(ADMIN_ONLY_MENUS).isdisjoint(MENU_CATEGORIES)
+
+
+def test_the_navbar_is_one_menu_per_desk_as_roles_py_declares(app):
+    """The registered menu is MENU_CATEGORIES, in its order, each entry in the menu roles.py
+    puts it in (FAB's security screens at the end of Organisation): no role sees more than
+    MAX_TOP_MENUS menus, and menus_for() decides what each sees from the same table."""
+    menu = app.appbuilder.menu.get_list()
+    assert [item.name for item in menu] == list(MENU_CATEGORIES)
+    assert len(MENU_CATEGORIES) <= MAX_TOP_MENUS
+    for item in menu:
+        entries = [child.name for child in item.childs if child.name != "-"]
+        ours = [name for name in entries if name not in ADMIN_ONLY_MENUS]
+        assert ours == list(MENU_CATEGORIES[item.name]), item.name
+        if item.name != "Organisation":
+            assert ours == entries, f"FAB's screens only under Organisation, not {item.name}"
+    for role in ROLES:
+        assert len(set(MENU_CATEGORIES) & menus_for(role)) <= MAX_TOP_MENUS
 
 
 @pytest.fixture

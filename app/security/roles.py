@@ -107,25 +107,37 @@ EXTRA_ACTIONS: dict[str, frozenset[str]] = {
     "Trade": frozenset({DECIDE}),  # settle and cancel trades
     "Wallet": frozenset({REPAY}),  # deposits and withdrawals
 }
-# Menu categories: shown when the role can open any entry inside.
+# Menu categories, one per desk (README "Navigation"): shown when the role can open any entry
+# inside. At most 7, so every role's navbar holds one row. The Admin's "Organisation" also ends
+# with FAB's security screens (ADMIN_ONLY_MENUS).
 MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
-    "Organisation": ("Branches", "Staff"),
-    "Sales": ("Leads", "Import leads", "Interactions", "Clients", "Offers"),
-    "Tasks": ("My tasks", "Overdue", "All tasks", "Calendar"),
-    "Compliance": ("Documents", "KYC cases", "KYC queue", "KYC report", "Audit log"),
-    "Communication": (
+    "Work": (
+        "My tasks",
+        "Overdue",
+        "All tasks",
+        "Calendar",
         "Notifications",
         "My preferences",
-        "Outbox",
-        "Message log",
-        "Preferences",
-        "Jobs",
+        "All reports",
+        "My exports",
+        "Scheduled reports",
     ),
-    "Lending": ("Loan applications", "New application", "Loan products", "Brokers"),
-    "Accounts": ("Chart of accounts", "Journal", "Trial balance"),
-    "Billing": ("Products and services", "Quotations", "Invoices", "Payments", "Contracts"),
-    "Brokerage": ("Trades", "Instruments"),
-    "Forex": (
+    "Sales": ("Leads", "Import leads", "Interactions", "Clients", "Offers", "Pipeline"),
+    "Lending": ("Loan applications", "New application", "Loan products", "Brokers", "Loan book"),
+    "Finance": (
+        "Products and services",
+        "Quotations",
+        "Invoices",
+        "Payments",
+        "Contracts",
+        "Chart of accounts",
+        "Journal",
+        "Trial balance",
+        "Receivables",
+    ),
+    "Markets": (
+        "Trades",
+        "Instruments",
         "Exchange",
         "Exchanges",
         "Wallets",
@@ -134,17 +146,20 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
         "Reserves",
         "Vouchers",
         "Loyalty",
-    ),
-    "Reports": ("All reports", "My exports", "Scheduled reports"),
-    "Dashboards": (
-        "Pipeline",
-        "KYC overview",
-        "Loan book",
         "Portfolio value",
-        "Receivables",
         "FX volume",
     ),
+    "Compliance": (
+        "Documents",
+        "KYC cases",
+        "KYC queue",
+        "KYC report",
+        "Audit log",
+        "KYC overview",
+    ),
+    "Organisation": ("Branches", "Staff", "Outbox", "Message log", "Preferences", "Jobs"),
 }
+MAX_TOP_MENUS = 7
 # Every signed-in member of staff has these, whatever their role.
 EVERYONE: dict[str, frozenset[str]] = {"Notification": R, "Export": R}
 # Every role works on its own tasks (row scope decides which); the Auditor only reads them, so

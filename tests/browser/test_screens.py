@@ -15,7 +15,14 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.leads.models import Lead
-from app.security.roles import ADMIN_ONLY_MENUS, ADMIN_ROLE, MENU_CATEGORIES, ROLES, menus_for
+from app.security.roles import (
+    ADMIN_ONLY_MENUS,
+    ADMIN_ROLE,
+    MAX_TOP_MENUS,
+    MENU_CATEGORIES,
+    ROLES,
+    menus_for,
+)
 from tests.support import PASSWORD, count
 
 pytestmark = pytest.mark.browser
@@ -75,46 +82,85 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
 
     business = {name: items for name, items in menu.items() if name in MENU_CATEGORIES}
     others = {name: items for name, items in menu.items() if name not in MENU_CATEGORIES}
-    assert business == expected_business_menu(role)
+    assert others == {}, "every top-level menu is a desk's"
+    assert len(menu) <= MAX_TOP_MENUS
     shown = set(menu) | {item for items in menu.values() for item in items}
     if role == ADMIN_ROLE:
-        # Admin also gets FAB's security screens, and nothing undeclared.
-        assert set(others) == {"Security"}
-        assert others["Security"], "the Security menu is empty"
-        assert set(others["Security"]) <= ADMIN_ONLY_MENUS
-        assert "List Users" in others["Security"] and "List Roles" in others["Security"]
+        # Admin also gets FAB's security screens, at the end of Organisation, and nothing else.
+        security = [item for item in menu["Organisation"] if item in ADMIN_ONLY_MENUS]
+        assert "List Users" in security and "List Roles" in security
+        business["Organisation"] = [i for i in menu["Organisation"] if i not in ADMIN_ONLY_MENUS]
+        assert business == expected_business_menu(role)
     else:
-        assert others == {}
+        assert business == expected_business_menu(role)
         assert shown == menus_for(role)
+    # no separator first, last or twice in a row in any dropdown
+    for entry in page.locator(TOP_MENU).all():
+        html = (
+            entry.locator(":scope > ul.dropdown-menu").inner_html()
+            if entry.locator(":scope > ul.dropdown-menu").count()
+            else ""
+        )
+        items = re.findall(r'<li( class="divider")?>', html)
+        assert not items or (items[0] == "" and items[-1] == ""), html
+        assert all(not (a and b) for a, b in zip(items, items[1:], strict=False)), html
 
     # Spot checks, hard-coded so a mistake in menus_for() cannot hide one here.
     if role == "Admin":
-        assert menu["Sales"] == ["Leads", "Import leads", "Interactions", "Clients", "Offers"]
-        assert menu["Organisation"] == ["Branches", "Staff"]
+        assert list(menu) == [
+            "Work",
+            "Sales",
+            "Lending",
+            "Finance",
+            "Markets",
+            "Compliance",
+            "Organisation",
+        ]
+        assert menu["Sales"] == [
+            "Leads",
+            "Import leads",
+            "Interactions",
+            "Clients",
+            "Offers",
+            "Pipeline",
+        ]
+        assert menu["Organisation"][:6] == [
+            "Branches",
+            "Staff",
+            "Outbox",
+            "Message log",
+            "Preferences",
+            "Jobs",
+        ]
         assert menu["Compliance"] == [
             "Documents",
             "KYC cases",
             "KYC queue",
             "KYC report",
             "Audit log",
+            "KYC overview",
         ]
         assert menu["Lending"] == [
             "Loan applications",
             "New application",
             "Loan products",
             "Brokers",
+            "Loan book",
         ]
-        assert menu["Accounts"] == ["Chart of accounts", "Journal", "Trial balance"]
-        assert menu["Billing"] == [
+        assert menu["Finance"] == [
             "Products and services",
             "Quotations",
             "Invoices",
             "Payments",
             "Contracts",
+            "Chart of accounts",
+            "Journal",
+            "Trial balance",
+            "Receivables",
         ]
-        assert menu["Brokerage"] == ["Trades", "Instruments"]
-        assert menu["Reports"] == ["All reports", "My exports", "Scheduled reports"]
-        assert menu["Forex"] == [
+        assert menu["Markets"] == [
+            "Trades",
+            "Instruments",
             "Exchange",
             "Exchanges",
             "Wallets",
@@ -123,26 +169,37 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "Reserves",
             "Vouchers",
             "Loyalty",
-        ]
-        assert menu["Dashboards"] == [
-            "Pipeline",
-            "KYC overview",
-            "Loan book",
             "Portfolio value",
-            "Receivables",
             "FX volume",
         ]
-        assert "Security" in menu
+        assert menu["Work"] == [
+            "My tasks",
+            "Overdue",
+            "All tasks",
+            "Calendar",
+            "Notifications",
+            "My preferences",
+            "All reports",
+            "My exports",
+            "Scheduled reports",
+        ]
     elif role == "Agent":
         assert menu == {
-            "Sales": ["Leads", "Import leads", "Interactions", "Clients", "Offers"],
-            "Organisation": ["Branches"],
-            "Tasks": ["My tasks", "Overdue", "All tasks", "Calendar"],
-            "Compliance": ["Documents", "KYC cases"],
-            "Communication": ["Notifications", "My preferences"],
-            "Billing": ["Products and services", "Quotations", "Invoices", "Payments", "Contracts"],
-            "Brokerage": ["Trades", "Instruments"],
-            "Forex": [
+            "Work": [
+                "My tasks",
+                "Overdue",
+                "All tasks",
+                "Calendar",
+                "Notifications",
+                "My preferences",
+                "All reports",
+                "My exports",
+            ],
+            "Sales": ["Leads", "Import leads", "Interactions", "Clients", "Offers", "Pipeline"],
+            "Finance": ["Products and services", "Quotations", "Invoices", "Payments", "Contracts"],
+            "Markets": [
+                "Trades",
+                "Instruments",
                 "Exchange",
                 "Exchanges",
                 "Wallets",
@@ -150,19 +207,33 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
                 "FX rates",
                 "Vouchers",
                 "Loyalty",
+                "Portfolio value",
+                "FX volume",
             ],
-            "Reports": ["All reports", "My exports"],
-            "Dashboards": ["Pipeline", "Portfolio value", "FX volume"],
+            "Compliance": ["Documents", "KYC cases"],
+            "Organisation": ["Branches"],
         }
         assert "Audit log" not in shown and "KYC queue" not in shown
-        assert "Security" not in menu and "Staff" not in shown
+        assert "List Users" not in shown and "Staff" not in shown
     elif role == "Broker":
         assert menu == {
-            "Tasks": ["My tasks", "Overdue", "All tasks", "Calendar"],
-            "Communication": ["Notifications", "My preferences"],
-            "Lending": ["Loan applications", "New application", "Loan products", "Brokers"],
-            "Reports": ["All reports", "My exports"],
-            "Dashboards": ["Loan book"],
+            "Work": [
+                "My tasks",
+                "Overdue",
+                "All tasks",
+                "Calendar",
+                "Notifications",
+                "My preferences",
+                "All reports",
+                "My exports",
+            ],
+            "Lending": [
+                "Loan applications",
+                "New application",
+                "Loan products",
+                "Brokers",
+                "Loan book",
+            ],
         }
 
 
