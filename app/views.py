@@ -10,6 +10,7 @@ def register_views(builder: AppBuilder) -> None:
     import app.billing.events  # noqa: F401  (invoices on timelines, renewals on calendars)
     import app.billing.models  # noqa: F401
     import app.brokerage.events  # noqa: F401  (trades on client timelines)
+    import app.core.periodic_runs  # noqa: F401  (the scheduler's last runs)
     import app.forex.events  # noqa: F401  (exchanges and points on client timelines)
     import app.forex.models  # noqa: F401
     import app.ledger.models  # noqa: F401  (tables every desk posts to)
@@ -70,6 +71,9 @@ def register_views(builder: AppBuilder) -> None:
         feed_blueprint,
     )
 
+    builder.add_link(
+        "Home", href="/", icon="fa-home", category="Work", category_icon="fa-briefcase"
+    )
     builder.add_view(
         LeadView, "Leads", icon="fa-user-plus", category="Sales", category_icon="fa-handshake-o"
     )

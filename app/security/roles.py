@@ -50,6 +50,7 @@ API_METHOD_ACTIONS = {
 
 # The business resources registered so far, each with the menu entries that lead to it.
 RESOURCES: dict[str, tuple[str, ...]] = {
+    "Home": ("Home",),
     "Branch": ("Branches",),
     "Staff": ("Staff",),
     "Lead": ("Leads",),
@@ -109,6 +110,7 @@ EXTRA_ACTIONS: dict[str, frozenset[str]] = {
 }
 # Menu categories: shown when the role can open any entry inside.
 MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "Work": ("Home",),
     "Organisation": ("Branches", "Staff"),
     "Sales": ("Leads", "Import leads", "Interactions", "Clients", "Offers"),
     "Tasks": ("My tasks", "Overdue", "All tasks", "Calendar"),
@@ -146,7 +148,7 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
     ),
 }
 # Every signed-in member of staff has these, whatever their role.
-EVERYONE: dict[str, frozenset[str]] = {"Notification": R, "Export": R}
+EVERYONE: dict[str, frozenset[str]] = {"Home": R, "Notification": R, "Export": R}
 # Every role works on its own tasks (row scope decides which); the Auditor only reads them, so
 # this is granted role by role rather than through EVERYONE.
 OWN_TASKS: dict[str, frozenset[str]] = {"Task": RW}
