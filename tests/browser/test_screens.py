@@ -135,6 +135,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
         assert "Security" in menu
     elif role == "Agent":
         assert menu == {
+            "Work": ["Home"],
             "Sales": ["Leads", "Import leads", "Interactions", "Clients", "Offers"],
             "Organisation": ["Branches"],
             "Tasks": ["My tasks", "Overdue", "All tasks", "Calendar"],
@@ -158,6 +159,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
         assert "Security" not in menu and "Staff" not in shown
     elif role == "Broker":
         assert menu == {
+            "Work": ["Home"],
             "Tasks": ["My tasks", "Overdue", "All tasks", "Calendar"],
             "Communication": ["Notifications", "My preferences"],
             "Lending": ["Loan applications", "New application", "Loan products", "Brokers"],
