@@ -292,6 +292,7 @@ def test_stale_applications_and_late_instalments_of_the_bdm_and_the_branch(pg_ap
     mine = home_of(pg_app, bdm)
     assert count(mine, "applications", "In the same stage for 14+ days") == 1
     assert count(mine, "instalments", "Late this week") == 1
+    assert any(note.endswith("; 100.00 due") for note in mine["instalments"]["notes"])
     assert count(home_of(pg_app, bdm2), "applications", "In the same stage for 14+ days") == 1
     branch = home_of(pg_app, world["manager"])
     assert count(branch, "applications", "In the same stage for 14+ days") == 2

@@ -24,6 +24,7 @@ from sqlalchemy.orm import aliased
 from app.billing.models import Invoice
 from app.clients.models import Client
 from app.core.forms import display_choice, display_money
+from app.dashboards.lending_summary import InstalmentSummary
 from app.dashboards.links import EQ, IN, LT, REL, day_range, instant_range, list_url
 from app.dashboards.summary import LEAD_MEASURES, LeadSummary
 from app.documents.models import Document
@@ -33,7 +34,7 @@ from app.home.audience import sections_for
 from app.kyc.models import KycCase
 from app.leads.models import LEAD_STATUSES, OPEN_LEAD_STATUSES, Lead
 from app.lending.jobs import stale_stage, stale_stage_before, stale_stage_days
-from app.lending.models import OPEN_STAGES, LoanApplication, LoanInstalment
+from app.lending.models import OPEN_STAGES, LoanApplication
 from app.security.roles import SCOPE_BRANCH
 from app.security.scoping import Actor
 from app.tasks.models import OPEN_TASK_STATUSES, Task
@@ -228,15 +229,21 @@ def _counts(key: str, actor: Actor, scope: str, day: Day) -> Select | None:
             _application_owner(actor, scope), stale_stage(day.today, stale_stage_days())
         )
     if key == "instalments":
-        return (
-            select(func.count(LoanInstalment.id).label("instalments_late"))
-            .join(LoanApplication, LoanApplication.id == LoanInstalment.application_id)
-            .where(
-                LoanInstalment.status != "paid",
-                LoanInstalment.due_date >= day.monday,
-                LoanInstalment.due_date < day.today,
-                _application_owner(actor, scope),
-            )
+        # From the instalment summary's day rows (exact, a handful of rows per day) rather
+        # than the instalments themselves: a branch's schedules run to millions of rows.
+        i = InstalmentSummary
+        owner = (
+            i.branch_id == actor.branch_id if scope == SCOPE_BRANCH else i.bdm_id == actor.user_id
+        )
+        return select(
+            func.coalesce(func.sum(i.n), 0).label("instalments_late"),
+            func.coalesce(func.sum(i.amount_cents), 0).label("instalments_cents"),
+        ).where(
+            i.grain == "d",
+            i.day >= day.monday,
+            i.day < day.today,
+            i.timeliness == "unpaid",
+            owner,
         )
     if key == "invoices":
         return (
@@ -468,7 +475,12 @@ def _instalments(actor: Actor, scope: str, day: Day, counts: dict) -> Section:
             ],
         ),
         urgent=True,
-        note=f"due since Monday {day.monday:%d %b}, not paid in full",
+        note=f"due since Monday {day.monday:%d %b}, not paid in full"
+        + (
+            f"; {display_money(Decimal(counts['instalments_cents']) / 100)} due"
+            if counts["instalments_late"]
+            else ""
+        ),
     )
     return Section(
         "instalments", "Instalments", [figure], clear_text="No instalment late this week."
