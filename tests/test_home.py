@@ -173,6 +173,7 @@ def test_my_tasks_count_only_mine_and_the_link_opens_them(pg_app, world):
     overdue = opened(pg_app, agent, url(page, "tasks", "Overdue"))
     assert "Call Asha back" in overdue
     assert "Send the brochure" not in overdue and "Agent two's overdue" not in overdue
+    assert "Finished already" not in overdue
     later = opened(pg_app, agent, url(page, "tasks", "Due later today"))
     assert "Send the brochure" in later and "Call Asha back" not in later
     assert "Tomorrow's call" not in later

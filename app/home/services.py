@@ -1,49 +1,46 @@
-"""The numbers of the home page: one statement for every count of every section, then a short
-list for the sections that show their first few rows.
+"""The home page as it is shown: each section's numbers, each with the URL of the list that
+shows exactly its rows (the list's own ``_flt_`` filter arguments, ``app.dashboards.links``), and
+the first few rows of the sections that list some (a bounded, ordered ``LIMIT``, read only when
+the section has any). The counts themselves come from ``app.home.counts``, in one statement.
 
-Each section adds a one-row aggregate (``SELECT count(...) ...``) over its desk's rows, narrowed
-to whose rows it counts (the user's own, their branch's) through the indexes of those columns;
-the aggregates are cross-joined into a single statement, read through the session so row scoping
-applies as on every list. A section that has something to show then reads its first few rows
-(a bounded, ordered ``LIMIT``). Every number carries the URL of the list that shows exactly its
-rows, with the list's own ``_flt_`` filter arguments (``app.dashboards.links``).
-
-Days are UTC days and times are shown in UTC, as on every list of the application.
+Times are shown in UTC, as on every list of the application.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from flask import url_for
-from sqlalchemy import Select, case, func, select, true
-from sqlalchemy.orm import aliased
+from sqlalchemy import select
 
-from app.billing.models import Invoice
 from app.clients.models import Client
 from app.core.forms import display_choice, display_money
-from app.dashboards.lending_summary import InstalmentSummary
 from app.dashboards.links import EQ, IN, LT, REL, day_range, instant_range, list_url
-from app.dashboards.summary import LEAD_MEASURES, LeadSummary
-from app.documents.models import Document
 from app.extensions import db
 from app.home import health
 from app.home.audience import sections_for
+from app.home.counts import (
+    EXPIRY_DAYS,
+    EXPIRY_SOON_DAYS,
+    OUTSTANDING_INVOICE,
+    Day,
+    follow_ups_where,
+    naive,
+    read_counts,
+    tasks_where,
+)
 from app.kyc.models import KycCase
 from app.leads.models import LEAD_STATUSES, OPEN_LEAD_STATUSES, Lead
-from app.lending.jobs import stale_stage, stale_stage_before, stale_stage_days
-from app.lending.models import OPEN_STAGES, LoanApplication
-from app.security.roles import SCOPE_BRANCH
+from app.lending.jobs import stale_stage_before, stale_stage_days
+from app.lending.models import OPEN_STAGES
+from app.security.roles import SCOPE_BRANCH, SCOPE_OWN
 from app.security.scoping import Actor
 from app.tasks.models import OPEN_TASK_STATUSES, Task
 
 FIRST_FEW = 5
 """Rows listed under a section's numbers (the numbers link to all of them)."""
-EXPIRY_DAYS, EXPIRY_SOON_DAYS = 30, 7
-"""Documents expiring within 30 days (and of them within 7), as the KYC expiry job alerts."""
-OUTSTANDING_INVOICE = ("issued", "partially_paid", "overdue")
 
 
 @dataclass(frozen=True)
@@ -104,29 +101,6 @@ class HomePage:
         return all(section.clear for section in self.sections)
 
 
-@dataclass(frozen=True)
-class Day:
-    """The moments the sections count from: now, the end of today, this week's Monday (UTC)."""
-
-    now: datetime
-
-    @property
-    def today(self) -> date:
-        return self.now.astimezone(UTC).date()
-
-    @property
-    def end_of_today(self) -> datetime:
-        return datetime.combine(self.today + timedelta(days=1), time(), tzinfo=UTC)
-
-    @property
-    def monday(self) -> date:
-        return self.today - timedelta(days=self.today.weekday())
-
-
-def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
 def age(since: datetime | None, now: datetime) -> str:
     """How long ago, in the largest whole unit: ``3 days``, ``5 hours``, ``12 minutes``."""
     if since is None:
@@ -143,160 +117,6 @@ def when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%d %b %H:%M UTC") if moment else ""
 
 
-# ---- each section's counts (one row each) ---------------------------------------------------
-
-
-def _tasks_where(actor: Actor, day: Day) -> tuple:
-    return (
-        Task.assignee_id == actor.user_id,
-        Task.status.in_(OPEN_TASK_STATUSES),
-        Task.due_at < day.end_of_today,
-    )
-
-
-def _lead_owner(actor: Actor, scope: str):
-    if scope == SCOPE_BRANCH:
-        return Lead.branch_id == actor.branch_id
-    return Lead.assigned_agent_id == actor.user_id
-
-
-def _follow_ups_where(actor: Actor, scope: str, day: Day) -> tuple:
-    return (
-        _lead_owner(actor, scope),
-        Lead.next_follow_up_at < day.end_of_today,
-        Lead.status.in_(OPEN_LEAD_STATUSES),
-    )
-
-
-def _application_owner(actor: Actor, scope: str):
-    if scope == SCOPE_BRANCH:
-        return LoanApplication.branch_id == actor.branch_id
-    return LoanApplication.bdm_id == actor.user_id
-
-
-def _client_owner(actor: Actor, scope: str):
-    if scope == SCOPE_BRANCH:
-        return Client.branch_id == actor.branch_id
-    if scope == "own":
-        return Client.relationship_manager_id == actor.user_id
-    return true()
-
-
-def _current_document():
-    newer = aliased(Document)
-    return ~(
-        select(newer.id)
-        .where(
-            newer.client_id == Document.client_id,
-            newer.doc_type == Document.doc_type,
-            newer.version > Document.version,
-        )
-        .exists()
-    )
-
-
-def _counts(key: str, actor: Actor, scope: str, day: Day) -> Select | None:
-    """The one-row aggregate of section ``key``; its columns are named ``<key>_<name>``."""
-    now = day.now
-    if key == "tasks":
-        return select(
-            func.count(case((Task.due_at < now, 1))).label("tasks_overdue"),
-            func.count(case((Task.due_at >= now, 1))).label("tasks_today"),
-        ).where(*_tasks_where(actor, day))
-    if key == "follow_ups":
-        due = Lead.next_follow_up_at
-        return select(
-            func.count(case((due < now, 1))).label("follow_ups_overdue"),
-            func.count(case((due >= now, 1))).label("follow_ups_today"),
-        ).where(*_follow_ups_where(actor, scope, day))
-    if key == "leads":
-        s = LeadSummary
-        owner = (
-            s.branch_id == actor.branch_id if scope == SCOPE_BRANCH else s.agent_id == actor.user_id
-        )
-        return select(
-            *(
-                func.coalesce(func.sum(getattr(s, measure)), 0).label(f"leads_{measure}")
-                for measure in LEAD_MEASURES
-            )
-        ).where(s.grain == "m", owner)
-    if key == "kyc":
-        return select(func.count(KycCase.id).label("kyc_waiting")).where(
-            KycCase.reviewer_id == actor.user_id, KycCase.status == "in_review"
-        )
-    if key == "applications":
-        return select(func.count(LoanApplication.id).label("applications_stale")).where(
-            _application_owner(actor, scope), stale_stage(day.today, stale_stage_days())
-        )
-    if key == "instalments":
-        # From the instalment summary's day rows (exact, a handful of rows per day) rather
-        # than the instalments themselves: a branch's schedules run to millions of rows.
-        i = InstalmentSummary
-        owner = (
-            i.branch_id == actor.branch_id if scope == SCOPE_BRANCH else i.bdm_id == actor.user_id
-        )
-        return select(
-            func.coalesce(func.sum(i.n), 0).label("instalments_late"),
-            func.coalesce(func.sum(i.amount_cents), 0).label("instalments_cents"),
-        ).where(
-            i.grain == "d",
-            i.day >= day.monday,
-            i.day < day.today,
-            i.timeliness == "unpaid",
-            owner,
-        )
-    if key == "invoices":
-        return (
-            select(
-                func.count(Invoice.id).label("invoices_overdue"),
-                func.coalesce(func.sum(Invoice.total - Invoice.amount_paid), 0).label(
-                    "invoices_balance"
-                ),
-            )
-            .join(Client, Client.id == Invoice.client_id)
-            .where(
-                Invoice.status.in_(OUTSTANDING_INVOICE),
-                Invoice.due_date < day.today,
-                _client_owner(actor, scope),
-            )
-        )
-    if key == "documents":
-        expires = Document.expires_on
-        return (
-            select(
-                func.count(Document.id).label("documents_expiring"),
-                func.count(
-                    case((expires <= day.today + timedelta(days=EXPIRY_SOON_DAYS), 1))
-                ).label("documents_soon"),
-            )
-            .join(Client, Client.id == Document.client_id)
-            .where(
-                expires > day.today,
-                expires <= day.today + timedelta(days=EXPIRY_DAYS),
-                _current_document(),
-                _client_owner(actor, scope),
-            )
-        )
-    if key == "health":
-        return health.counts()
-    return None
-
-
-def read_counts(wanted: dict[str, str], actor: Actor, day: Day) -> dict[str, object]:
-    """Every count of the sections ``wanted`` in one statement (their aggregates cross-joined)."""
-    parts = [
-        query.subquery(f"home_{key}")
-        for key, scope in wanted.items()
-        if (query := _counts(key, actor, scope, day)) is not None
-    ]
-    if not parts:
-        return {}
-    statement = select(*(column for part in parts for column in part.c)).select_from(parts[0])
-    for part in parts[1:]:
-        statement = statement.join(part, true())
-    return dict(db.session.execute(statement).one()._mapping)
-
-
 # ---- each section as the page shows it ------------------------------------------------------
 
 
@@ -306,7 +126,7 @@ def _tasks(actor: Actor, scope: str, day: Day, counts: dict) -> Section:
         Figure(
             "Overdue",
             counts["tasks_overdue"],
-            list_url("MyTasksView", [open_tasks, ("due_at", LT, _naive(day.now))]),
+            list_url("MyTasksView", [open_tasks, ("due_at", LT, naive(day.now))]),
             urgent=True,
         ),
         Figure(
@@ -322,7 +142,7 @@ def _tasks(actor: Actor, scope: str, day: Day, counts: dict) -> Section:
     if counts["tasks_overdue"] or counts["tasks_today"]:
         found = db.session.execute(
             select(Task.id, Task.title, Task.due_at, Task.priority)
-            .where(*_tasks_where(actor, day))
+            .where(*tasks_where(actor, day))
             .order_by(Task.due_at, Task.id)
             .limit(FIRST_FEW)
         ).all()
@@ -349,7 +169,7 @@ def _follow_ups(actor: Actor, scope: str, day: Day, counts: dict) -> Section:
         Figure(
             "Overdue",
             counts["follow_ups_overdue"],
-            list_url("LeadView", [*common, ("next_follow_up_at", LT, _naive(day.now))]),
+            list_url("LeadView", [*common, ("next_follow_up_at", LT, naive(day.now))]),
             urgent=True,
         ),
         Figure(
@@ -366,7 +186,7 @@ def _follow_ups(actor: Actor, scope: str, day: Day, counts: dict) -> Section:
     if counts["follow_ups_overdue"] or counts["follow_ups_today"]:
         found = db.session.execute(
             select(Lead.id, Lead.first_name, Lead.last_name, Lead.next_follow_up_at)
-            .where(*_follow_ups_where(actor, scope, day))
+            .where(*follow_ups_where(actor, scope, day))
             .order_by(Lead.next_follow_up_at, Lead.id)
             .limit(FIRST_FEW)
         ).all()
@@ -445,7 +265,7 @@ def _applications(actor: Actor, scope: str, day: Day, counts: dict) -> Section:
             [
                 owner,
                 ("stage", IN, list(OPEN_STAGES)),
-                ("stage_changed_at", LT, _naive(stale_stage_before(day.today, days))),
+                ("stage_changed_at", LT, naive(stale_stage_before(day.today, days))),
             ],
         ),
         urgent=True,
@@ -490,7 +310,7 @@ def _instalments(actor: Actor, scope: str, day: Day, counts: dict) -> Section:
 def _client_drill_owner(actor: Actor, scope: str) -> list:
     if scope == SCOPE_BRANCH:
         return [("branch_id", EQ, actor.branch_id)]
-    if scope == "own":
+    if scope == SCOPE_OWN:
         return [("agent_id", EQ, actor.user_id)]
     return []
 
