@@ -401,6 +401,7 @@ def test_admin_sees_the_outbox_backlog_failed_imports_and_the_scheduler(pg_app, 
     page = home_of(pg_app, admin)
     assert "The scheduler has not run any periodic job yet." in page["health"]["notes"]
     assert not page["health"]["clear"]
+    assert "All systems normal." not in opened(pg_app, admin, "/")
 
     def fake_job(func):
         if func == "app.kyc.jobs.run_kyc_expiry":
@@ -454,3 +455,17 @@ def test_with_redis_the_admin_sees_rqs_failed_jobs(pg_app, world, monkeypatch):
         assert url(page, "health", "Failed background jobs (RQ)").startswith("/jobs/")
     finally:
         connection.flushdb()
+
+
+def test_a_member_of_staff_with_two_roles_gets_both_desks_counted_the_broader_way():
+    from app.home.audience import sections_for
+    from app.security.scoping import Actor
+
+    both = sections_for(Actor(1, frozenset({"Agent", "Manager"}), 1))
+    assert set(both) == EXPECTED_SECTIONS["Manager"]
+    assert both["leads"] == "branch" and both["follow_ups"] == "branch"
+    desk_and_review = sections_for(Actor(1, frozenset({"Agent", "Compliance"}), 1))
+    assert set(desk_and_review) == EXPECTED_SECTIONS["Agent"] | {"kyc"}
+    assert desk_and_review["leads"] == "own" and desk_and_review["documents"] == "all"
+    assert list(desk_and_review) == ["tasks", "follow_ups", "leads", "kyc", "invoices", "documents"]
+    assert sections_for(Actor(1, frozenset(), None)) == {}

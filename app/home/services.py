@@ -88,7 +88,8 @@ class Section:
 
     @property
     def empty(self) -> bool:
-        return all(f.count == 0 for f in self.figures) and not self.rows
+        """Nothing to show and nothing wrong: the section says so in words."""
+        return self.clear and all(f.count == 0 for f in self.figures) and not self.rows
 
 
 @dataclass
