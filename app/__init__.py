@@ -50,7 +50,11 @@ def create_app(config: object | None = None) -> Flask:
         install_summary_hooks()
         install_outbox_hooks()
         install_security_event_hooks()
-        builder = AppBuilder(security_manager_class=CrmSecurityManager, update_perms=False)
+        from app.home.views import HomeView
+
+        builder = AppBuilder(
+            security_manager_class=CrmSecurityManager, update_perms=False, indexview=HomeView
+        )
         builder.init_app(app, db.session)
 
         from app.views import register_views

@@ -10,6 +10,7 @@ def register_views(builder: AppBuilder) -> None:
     import app.billing.events  # noqa: F401  (invoices on timelines, renewals on calendars)
     import app.billing.models  # noqa: F401
     import app.brokerage.events  # noqa: F401  (trades on client timelines)
+    import app.core.periodic_runs  # noqa: F401  (the scheduler's last runs)
     import app.forex.events  # noqa: F401  (exchanges and points on client timelines)
     import app.forex.models  # noqa: F401
     import app.kyc.report  # noqa: F401  (registers the KYC report for exports and e-mails)
@@ -92,9 +93,8 @@ def register_views(builder: AppBuilder) -> None:
         builder.add_view(dashboards.pop(menu), menu, icon="fa-bar-chart", category=category)
 
     work = "Work"
-    builder.add_view(
-        MyTasksView, "My tasks", icon="fa-check-square-o", category=work, category_icon="fa-tasks"
-    )
+    builder.add_link("Home", href="/", icon="fa-home", category=work, category_icon="fa-briefcase")
+    builder.add_view(MyTasksView, "My tasks", icon="fa-check-square-o", category=work)
     builder.add_view(OverdueTasksView, "Overdue", icon="fa-exclamation-triangle", category=work)
     builder.add_view(TaskView, "All tasks", icon="fa-list", category=work)
     builder.add_view(CalendarView, "Calendar", icon="fa-calendar", category=work)

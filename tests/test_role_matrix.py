@@ -27,7 +27,7 @@ ACTIONS = {"can_read", "can_write", "can_delete"}
 PUBLIC_ENDPOINTS = {
     "AuthDBView.login",
     "AuthDBView.logout",
-    "IndexView.index",
+    "HomeView.index",  # the home page: sign-in first, then the Home permission (own check)
     "LocaleView.index",
     "SecurityApi.login",
     "SecurityApi.refresh",

@@ -36,6 +36,11 @@ DASHBOARD_BUDGET = 12
 TIMELINE_BUDGET = 8
 """The client timeline: the frame, the client, and one statement for every kind of event it
 merges (a UNION ALL of each kind's newest events)."""
+HOME_BUDGET = 8
+"""The home page: the frame, one statement for every count of every section the role sees, the
+first few of its tasks, follow-ups or KYC cases when there are some, the scheduler's last runs
+(Admin)."""
+HOME_LOGINS = ("admin", "manager", "agent", "compliance", "bdm", "broker", "auditor")
 AUDIENCES = ("sales", "compliance", "lending", "billing", "brokerage", "forex")
 MAIN_RECORDS = (
     "LeadView",
@@ -187,3 +192,64 @@ def test_the_client_timeline_stays_within_its_budget(demo):
         status, statements = statements_for(client, f"/clientview/timeline/{client_id}")
         assert status == 200
         assert statements <= TIMELINE_BUDGET, (client_id, statements)
+
+
+def _add_due_work(username: str, n: int) -> None:
+    """``n`` tasks overdue for ``username``, and as many of their leads with a follow-up overdue
+    and (for a Compliance officer) KYC cases waiting for them."""
+    from datetime import timedelta
+
+    from flask_appbuilder.security.sqla.models import User
+
+    from app.clients.models import Client
+    from app.core.types import utcnow
+    from app.kyc.models import KycCase
+    from app.leads.models import Lead
+    from app.org.models import StaffProfile
+    from app.tasks.models import Task
+
+    user = db.session.scalar(select(User).where(User.username == username))
+    branch_id = db.session.scalar(
+        select(StaffProfile.branch_id).where(StaffProfile.user_id == user.id)
+    )
+    past = utcnow() - timedelta(hours=2)
+    start = db.session.scalar(select(db.func.count(Lead.id))) + 1
+    for i in range(n):
+        db.session.add(
+            Task(title=f"Due {i}", assignee_id=user.id, branch_id=branch_id, due_at=past)
+        )
+        db.session.add(
+            Lead(
+                first_name="Due",
+                last_name=f"Lead{start + i}",
+                email=f"due{start + i}@budget.example",
+                assigned_agent_id=user.id,
+                branch_id=branch_id,
+                next_follow_up_at=past,
+            )
+        )
+        if "Compliance" in {role.name for role in user.roles}:
+            client = Client(name=f"Waiting {i}", branch_id=branch_id)
+            db.session.add(client)
+            db.session.flush()
+            db.session.add(
+                KycCase(
+                    client_id=client.id, status="in_review", reviewer_id=user.id, submitted_at=past
+                )
+            )
+    db.session.commit()
+
+
+@pytest.mark.parametrize("username", HOME_LOGINS)
+def test_the_home_page_stays_within_its_budget_however_much_is_due(demo, username):
+    client = signed_in(demo, username)
+    status, as_seeded = statements_for(client, "/")
+    assert status == 200
+    assert as_seeded <= HOME_BUDGET, as_seeded
+    _add_due_work(username, 3)
+    _, few = statements_for(client, "/")
+    _add_due_work(username, 120)
+    status, many = statements_for(client, "/")
+    assert status == 200
+    assert few <= HOME_BUDGET, few
+    assert many == few, (few, many)  # counted in SQL, the first few listed: never per row

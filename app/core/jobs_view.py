@@ -1,5 +1,5 @@
 """Admin's view of background work: RQ queues and registries (failed jobs with their error),
-the periodic schedule, and where the outbox stands."""
+the periodic schedule and each periodic job's last run, and where the outbox stands."""
 
 from __future__ import annotations
 
@@ -80,9 +80,12 @@ class JobsView(BaseView):
                 queues = queue_overview(connection)
             except Exception as exc:  # Redis unreachable: say so on the page
                 error = str(exc)
+        from app.core.periodic_runs import last_runs
+
         return self.render_template(
             "crm/jobs.html",
             title="Background jobs",
+            periodic=last_runs(),
             queues=queues,
             outbox=outbox,
             redis_url=current_app.config.get("REDIS_URL"),

@@ -80,14 +80,30 @@ def ensure_schedule(connection) -> dict[str, str]:
 
 def run_periodic(name: str):
     """RQ entry point of a periodic run: schedule the next one first (so a failure never breaks
-    the chain), then do the work."""
+    the chain), then do the work (in an app context) and record how it ended."""
     from rq import get_current_job
 
     job = BY_NAME[name]
     current = get_current_job()
     if current is not None:
         _schedule_next(job, current.connection)
-    return run_job(job.func)
+    return run_job("app.core.scheduler.run_recorded", name)
+
+
+def run_recorded(name: str):
+    """Run periodic job ``name`` now (inside an app context) and note the run in
+    ``periodic_run``, whether it succeeded or failed (the failure is raised again)."""
+    from app.core.periodic_runs import record_run
+
+    job = BY_NAME[name]
+    started = datetime.now(UTC)
+    try:
+        result = run_job(job.func)
+    except Exception as exc:
+        record_run(job.name, started, exc)
+        raise
+    record_run(job.name, started)
+    return result
 
 
 class InlineScheduler(threading.Thread):
@@ -112,7 +128,7 @@ class InlineScheduler(threading.Thread):
             self.next_run[job.name] = next_slot(job, now)[1].timestamp()
             try:
                 with self.app.app_context():
-                    run_job(job.func)
+                    run_recorded(job.name)
                 ran.append(job.name)
             except Exception:  # one failing job must not stop the others
                 log.exception("periodic job %s failed", job.name)

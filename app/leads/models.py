@@ -70,6 +70,9 @@ class Lead(Model):
         Index("ix_lead_branch_id_id", "branch_id", "id"),
         Index("ix_lead_agent_id_id", "assigned_agent_id", "id"),
         Index("ix_lead_agent_status_id", "assigned_agent_id", "status", "id"),
+        # The home page's follow-ups due, counted per agent or per branch from the index alone.
+        Index("ix_lead_agent_follow_up_status", "assigned_agent_id", "next_follow_up_at", "status"),
+        Index("ix_lead_branch_follow_up_status", "branch_id", "next_follow_up_at", "status"),
         # The sales dashboard's count by status, source and agent, within a branch and period,
         # read from the index alone.
         Index(

@@ -150,6 +150,7 @@ class LeadView(ServiceModelView):
         "assigned_agent",
         "branch",
         "created_at",
+        "next_follow_up_at",
     ]
     order_columns = ["first_name", "last_name", "status", "score", "next_follow_up_at"]
     base_order = ("id", "desc")

@@ -393,6 +393,26 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
+def stale_stage_days() -> int:
+    """``CRM_LOAN_STALE_STAGE_DAYS``: how long an application may stay in an open stage."""
+    return int(current_app.config.get("CRM_LOAN_STALE_STAGE_DAYS", 14))
+
+
+def stale_stage_before(today: date, stale_days: int) -> datetime:
+    """An application that entered its stage before this instant has been in it for
+    ``stale_days`` days or more on ``today`` (by UTC date)."""
+    return _day_start(today - timedelta(days=stale_days) + timedelta(days=1))
+
+
+def stale_stage(today: date, stale_days: int):
+    """The stale-stage rule in SQL: in an open stage (before settlement) for ``stale_days``
+    days or more."""
+    return and_(
+        LoanApplication.stage.in_(OPEN_STAGES),
+        LoanApplication.stage_changed_at < stale_stage_before(today, stale_days),
+    )
+
+
 def stale_stage_notices(today: date, stale_days: int) -> list[Notice]:
     """Applications whose stay in an open stage reached ``stale_days`` days (by UTC date) today or
     up to ``CATCH_UP_DAYS`` days ago."""
@@ -400,8 +420,7 @@ def stale_stage_notices(today: date, stale_days: int) -> list[Notice]:
     applications = db.session.scalars(
         select(LoanApplication)
         .where(
-            LoanApplication.stage.in_(OPEN_STAGES),
-            LoanApplication.stage_changed_at < _day_start(reached_on_or_before + timedelta(days=1)),
+            stale_stage(today, stale_days),
             LoanApplication.stage_changed_at
             >= _day_start(reached_on_or_before - timedelta(days=CATCH_UP_DAYS)),
         )
@@ -477,7 +496,7 @@ def _queue_reminders(today: date) -> dict[str, int]:
         *due_soon_notices(today, int(config.get("CRM_LOAN_DUE_REMINDER_DAYS", 3))),
         *late_borrower_notices(today, tuple(config.get("CRM_LOAN_LATE_BORROWER_DAYS", (3, 7)))),
         *late_bdm_notices(today, tuple(config.get("CRM_LOAN_LATE_BDM_DAYS", (10,)))),
-        *stale_stage_notices(today, int(config.get("CRM_LOAN_STALE_STAGE_DAYS", 14))),
+        *stale_stage_notices(today, stale_stage_days()),
         *note_notices,
     ]
     done = already_notified(notice.key for notice in notices)

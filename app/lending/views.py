@@ -249,6 +249,7 @@ class LoanApplicationView(ServiceModelView):
         "branch",
         "arrears_bucket",
         "created_at",
+        "stage_changed_at",
     ]
     order_columns = ["reference", "stage", "amount", "stage_changed_at"]
     base_order = ("id", "desc")

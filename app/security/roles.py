@@ -50,6 +50,7 @@ API_METHOD_ACTIONS = {
 
 # The business resources registered so far, each with the menu entries that lead to it.
 RESOURCES: dict[str, tuple[str, ...]] = {
+    "Home": ("Home",),
     "Branch": ("Branches",),
     "Staff": ("Staff",),
     "Lead": ("Leads",),
@@ -112,6 +113,7 @@ EXTRA_ACTIONS: dict[str, frozenset[str]] = {
 # with FAB's security screens (ADMIN_ONLY_MENUS).
 MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
     "Work": (
+        "Home",
         "My tasks",
         "Overdue",
         "All tasks",
@@ -161,7 +163,7 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
 }
 MAX_TOP_MENUS = 7
 # Every signed-in member of staff has these, whatever their role.
-EVERYONE: dict[str, frozenset[str]] = {"Notification": R, "Export": R}
+EVERYONE: dict[str, frozenset[str]] = {"Home": R, "Notification": R, "Export": R}
 # Every role works on its own tasks (row scope decides which); the Auditor only reads them, so
 # this is granted role by role rather than through EVERYONE.
 OWN_TASKS: dict[str, frozenset[str]] = {"Task": RW}

@@ -173,6 +173,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             "FX volume",
         ]
         assert menu["Work"] == [
+            "Home",
             "My tasks",
             "Overdue",
             "All tasks",
@@ -186,6 +187,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
     elif role == "Agent":
         assert menu == {
             "Work": [
+                "Home",
                 "My tasks",
                 "Overdue",
                 "All tasks",
@@ -218,6 +220,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
     elif role == "Broker":
         assert menu == {
             "Work": [
+                "Home",
                 "My tasks",
                 "Overdue",
                 "All tasks",
