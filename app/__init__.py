@@ -38,6 +38,7 @@ def create_app(config: object | None = None) -> Flask:
             render_as_batch=True,
         )
 
+        from app.comms.live import install_live_hooks
         from app.comms.services import install_outbox_hooks
         from app.core.audit import install_audit_hooks
         from app.dashboards.summary import install_summary_hooks
@@ -49,6 +50,7 @@ def create_app(config: object | None = None) -> Flask:
         install_audit_hooks()
         install_summary_hooks()
         install_outbox_hooks()
+        install_live_hooks()
         install_security_event_hooks()
         from app.home.views import HomeView
 
@@ -91,9 +93,15 @@ def _add_navbar_context(app: Flask) -> None:
     def unread_notifications() -> dict:
         if not current_user or not current_user.is_authenticated:
             return {"crm_unread_notifications": 0}
+        from app.comms.live import POLL_SECONDS
         from app.comms.services import unread_count
 
-        return {"crm_unread_notifications": unread_count(current_user.id)}
+        return {
+            "crm_unread_notifications": unread_count(current_user.id),
+            # with Redis the page listens to a stream, without it polls (app.comms.live)
+            "crm_live_stream": bool(app.config.get("REDIS_URL")),
+            "crm_live_poll_seconds": POLL_SECONDS,
+        }
 
 
 def _protect_forms_from_csrf(app: Flask, builder: AppBuilder) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.comms.channels import ChannelError, channel_for
+from app.comms.live import note_written
 from app.comms.models import CHANNELS, MessageLog, Notification, NotificationPreference
 from app.core.types import utcnow
 from app.extensions import db
@@ -183,6 +184,8 @@ def notify(
             row.attachment_type = attachment.content_type
         db.session.add(row)
         added.append(row)
+        if channel == "in_app":
+            note_written(db.session, user_id, row.subject, link)
     if any(row.status == "pending" for row in added):
         db.session.info["crm_outbox_has_new"] = True
     return added
@@ -372,6 +375,9 @@ def _notify_batch(messages: list[Message]) -> list[Message]:
                     "created_at": now,
                 }
             )
+    for value in values:
+        if value["channel"] == "in_app":
+            note_written(db.session, value["recipient_user_id"], value["subject"], value["link"])
     if values:
         # The table's insert, not the ORM's: the ORM groups rows by which values are None and
         # sends each group alone (thousands of statements for a mixed sweep); this is one batch.

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import flash, g, redirect, request, url_for
+from flask import Response, flash, g, jsonify, redirect, request, stream_with_context, url_for
 from flask_appbuilder import BaseView, ModelView, action, expose, has_access
 from wtforms import BooleanField
 
 from app.clients.models import Client
-from app.comms import services
+from app.comms import live, services
 from app.comms.models import DIGESTS, MessageLog, Notification, NotificationPreference
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin, ServiceModelView, filtered_list_url
 from app.core.errors import DomainError
@@ -24,7 +24,13 @@ class NotificationCenterView(BaseView):
     route_base = "/notifications"
     default_view = "index"
     class_permission_name = "Notification"
-    method_permission_name = {"index": "read", "mark_read": "read", "mark_all_read": "read"}
+    method_permission_name = {
+        "index": "read",
+        "mark_read": "read",
+        "mark_all_read": "read",
+        "stream": "read",
+        "latest": "read",
+    }
 
     @expose("/")
     @has_access
@@ -34,6 +40,23 @@ class NotificationCenterView(BaseView):
         return self.render_template(
             "crm/notifications.html", notifications=rows, page=page, title="Notifications"
         )
+
+    @expose("/latest")
+    @has_access
+    def latest(self):
+        """The unread count and newest unread notification, for a page that polls (no Redis)."""
+        return jsonify(live.state_of(g.user.id)), 200, {"Cache-Control": "no-store"}
+
+    @expose("/stream")
+    @has_access
+    def stream(self):
+        """Server-Sent Events of the user's notification state (see app.comms.live)."""
+        if live.redis_client() is None:
+            message = "Live updates need Redis; GET /notifications/latest answers the state."
+            return jsonify(message=message), 404
+        events = stream_with_context(live.stream_events(g.user.id))
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return Response(events, mimetype="text/event-stream", headers=headers)
 
     @expose("/<int:pk>/read", methods=["POST"])
     @has_access
