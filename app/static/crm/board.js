@@ -89,6 +89,9 @@
         if (result.ok) {
           place(card, to);
           card.focus();
+        } else {
+          card.querySelector(".board-move-to").value = card.dataset.column;
+          showReason(card);
         }
         say(card, result.ok ? result.message : "Not moved: " + result.message, !result.ok);
       })
