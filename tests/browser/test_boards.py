@@ -23,8 +23,14 @@ def board_agent(browser_world) -> dict:
         refused = make_lead(
             agent, first_name="Boardrefuse", last_name="Keyboard", status="contacted"
         )
+        dragged = make_lead(agent, first_name="Boarddrag", last_name="Mouse")
         db.session.commit()
-        found = {"username": agent.user.username, "moving": moving.id, "refused": refused.id}
+        found = {
+            "username": agent.user.username,
+            "moving": moving.id,
+            "refused": refused.id,
+            "dragged": dragged.id,
+        }
         db.session.remove()
     return found
 
@@ -61,17 +67,17 @@ def test_a_card_moves_with_the_keyboard_and_a_refusal_shows_on_the_card(
     page.goto("/leadboard/")
     moving = page.locator(".board-card", has_text="Boardmove")
     expect(moving).to_have_attribute("data-column", "new")
-    expect(_column(page, "new").locator(".board-count")).to_have_text("1")
+    expect(_column(page, "new").locator(".board-count")).to_have_text("2")
 
     _move_with_keyboard(page, moving, "Contacted")
     expect(moving).to_contain_text("Boardmove Keyboard is now contacted.")
     expect(_column(page, "contacted").locator(".board-card", has_text="Boardmove")).to_have_count(1)
     expect(_column(page, "contacted").locator(".board-count")).to_have_text("2")
-    expect(_column(page, "new").locator(".board-count")).to_have_text("0")
+    expect(_column(page, "new").locator(".board-count")).to_have_text("1")
 
     page.reload()
     expect(_column(page, "contacted").locator(".board-card", has_text="Boardmove")).to_have_count(1)
-    expect(_column(page, "new").locator(".board-card")).to_have_count(0)
+    expect(_column(page, "new").locator(".board-card", has_text="Boardmove")).to_have_count(0)
     assert _status(browser_world, board_agent["moving"]) == "contacted"
 
     refused = page.locator(".board-card", has_text="Boardrefuse")
@@ -89,3 +95,15 @@ def test_a_card_moves_with_the_keyboard_and_a_refusal_shows_on_the_card(
         1
     )
     assert _status(browser_world, board_agent["refused"]) == "contacted"
+
+
+def test_a_card_dragged_onto_a_column_moves_there(page: Page, browser_world, board_agent):
+    sign_in(page, board_agent["username"])
+    page.goto("/leadboard/")
+    card = page.locator(".board-card", has_text="Boarddrag")
+    card.drag_to(_column(page, "qualified"))
+    expect(card).to_contain_text("Boarddrag Mouse is now qualified.")
+    expect(_column(page, "qualified").locator(".board-card", has_text="Boarddrag")).to_have_count(1)
+    page.reload()
+    expect(_column(page, "qualified").locator(".board-card", has_text="Boarddrag")).to_have_count(1)
+    assert _status(browser_world, board_agent["dragged"]) == "qualified"
