@@ -400,3 +400,15 @@ def test_the_application_board_is_scoped_like_the_list(pg_app, world):
     assert agent.get("/applicationboard/").status_code in (302, 403)
     manager_page = signed_in(pg_app, world["manager"]).get("/applicationboard/")
     assert count_in(manager_page.get_data(as_text=True), "inquiry") == 2
+
+
+def test_the_boards_share_their_lists_permissions(pg_app):
+    """FAB keeps one set of permissions per resource: a board declaring fewer than its list
+    would take the list's away at the next ``flask crm init``."""
+    views = {v.endpoint: v for v in pg_app.appbuilder.baseviews}
+    for board, listing in (
+        ("LeadBoardView", "LeadView"),
+        ("ApplicationBoardView", "LoanApplicationView"),
+    ):
+        assert views[board].class_permission_name == views[listing].class_permission_name
+        assert set(views[board].base_permissions) == set(views[listing].base_permissions)
