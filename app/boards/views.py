@@ -15,12 +15,17 @@ from typing import Any
 from flask import flash, jsonify, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.security.decorators import has_access_api
+from sqlalchemy.exc import DataError, IntegrityError
 
 from app.boards.columns import CARDS_PER_COLUMN, Column, application_columns, label_of, lead_columns
 from app.core.audit import record_rejection
-from app.core.crud import filtered_list_url
-from app.core.errors import DomainError, wants_json
+from app.core.crud import filtered_list_url, integrity_refusal
+from app.core.errors import DomainError, FieldError, wants_json
 from app.extensions import db
+from app.leads.models import LEAD_STATUSES, Lead
+from app.leads.services import change_lead_status
+from app.lending.models import STAGES, LoanApplication
+from app.lending.services import move_stage
 from app.lending.views import APPLICATION_PERMISSIONS
 
 LEAD_PERMISSIONS = ["can_read", "can_write", "can_delete"]
@@ -42,6 +47,7 @@ class BoardView(BaseView):
     list_view = ""
     """Endpoint of the list the "more" links open, filtered by the column."""
     list_column = ""
+    model: type
 
     keys: Sequence[str] = ()
 
@@ -85,11 +91,18 @@ class BoardView(BaseView):
         try:
             message = self.apply_move(pk, to, reason)
             db.session.commit()
-        except DomainError as exc:
+        except (DomainError, IntegrityError, DataError) as exc:
             db.session.rollback()
-            record_rejection(self.record_type, str(exc))
-            return self._answer(exc.status, str(exc), pk)
+            refusal = exc if isinstance(exc, DomainError) else self._database_refusal(exc)
+            record_rejection(self.record_type, str(refusal))
+            return self._answer(refusal.status, str(refusal), pk)
         return self._answer(200, message, pk, to)
+
+    def _database_refusal(self, exc: IntegrityError | DataError) -> DomainError:
+        """A constraint or a column's limit that a rule did not catch first, in words."""
+        if isinstance(exc, IntegrityError):
+            return integrity_refusal(exc, self.model)
+        return FieldError("is too large or not of the right kind.", "reason")
 
     def _answer(self, status: int, message: str, pk: int, column: str | None = None):
         if wants_json():
@@ -116,18 +129,13 @@ class LeadBoardView(BoardView):
     list_view = "LeadView"
     list_column = "status"
 
-    @property
-    def keys(self) -> Sequence[str]:
-        from app.leads.models import LEAD_STATUSES
-
-        return LEAD_STATUSES
+    model = Lead
+    keys = LEAD_STATUSES
 
     def columns(self, more_url):
         return lead_columns(more_url)
 
     def apply_move(self, pk, to, reason):
-        from app.leads.services import change_lead_status
-
         lead = change_lead_status(pk, to, reason)
         if to == "converted":
             return f"Converted: {lead.full_name} is now client #{lead.converted_client_id}."
@@ -146,17 +154,12 @@ class ApplicationBoardView(BoardView):
     list_view = "LoanApplicationView"
     list_column = "stage"
 
-    @property
-    def keys(self) -> Sequence[str]:
-        from app.lending.models import STAGES
-
-        return STAGES
+    model = LoanApplication
+    keys = STAGES
 
     def columns(self, more_url):
         return application_columns(more_url)
 
     def apply_move(self, pk, to, reason):
-        from app.lending.services import move_stage
-
         application = move_stage(pk, to, reason)
         return f"{application.reference} is now {application.stage}."
