@@ -28,6 +28,7 @@ def register_views(builder: AppBuilder) -> None:
         PaymentView,
         QuotationView,
     )
+    from app.boards.views import ApplicationBoardView, LeadBoardView
     from app.brokerage.api import InstrumentApi, PortfolioApi, TradeApi
     from app.brokerage.views import InstrumentView, PortfolioView, TradeView
     from app.clients.api import ClientApi, ClientContactApi, ClientDirectorApi
@@ -110,6 +111,7 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view(
         LeadView, "Leads", icon="fa-user-plus", category=sales, category_icon="fa-handshake-o"
     )
+    builder.add_view(LeadBoardView, "Lead board", icon="fa-columns", category=sales)
     builder.add_view(LeadImportView, "Import leads", icon="fa-upload", category=sales)
     builder.add_view(InteractionView, "Interactions", icon="fa-comments", category=sales)
     builder.add_view(ClientView, "Clients", icon="fa-address-book", category=sales)
@@ -125,6 +127,7 @@ def register_views(builder: AppBuilder) -> None:
         category=lending,
         category_icon="fa-money",
     )
+    builder.add_view(ApplicationBoardView, "Application board", icon="fa-columns", category=lending)
     builder.add_view(NewApplicationView, "New application", icon="fa-plus", category=lending)
     builder.add_view(LoanProductView, "Loan products", icon="fa-cubes", category=lending)
     builder.add_view(BrokerView, "Brokers", icon="fa-briefcase", category=lending)

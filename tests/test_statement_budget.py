@@ -253,3 +253,22 @@ def test_the_home_page_stays_within_its_budget_however_much_is_due(demo, usernam
     assert status == 200
     assert few <= HOME_BUDGET, few
     assert many == few, (few, many)  # counted in SQL, the first few listed: never per row
+
+
+BOARD_BUDGET = 8
+"""A pipeline board: the frame, the column counts (one aggregate over the summary), the cards of
+every column (one statement)."""
+
+
+@pytest.mark.parametrize("username", ["admin", "manager", "agent", "bdm"])
+def test_the_boards_stay_within_their_budget(demo, username):
+    client = signed_in(demo, username)
+    checked = 0
+    for url in ("/leadboard/", "/applicationboard/"):
+        status, _ = statements_for(client, url)
+        if status != 200:
+            continue  # this role does not read that list
+        status, statements = statements_for(client, url)
+        assert statements <= BOARD_BUDGET, (url, statements)
+        checked += 1
+    assert checked >= 1

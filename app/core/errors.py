@@ -80,7 +80,7 @@ def register_error_handlers(app: Flask) -> None:
             detail=f"refused without a valid CSRF token: {error.description} "
             f"({request.method} {request.path})",
         )
-        if request.path.startswith("/api/"):
+        if request.path.startswith("/api/") or wants_json():
             message = f"CSRF token missing or invalid: {error.description}"
             return jsonify(message=message), 400
         message = (
@@ -109,6 +109,12 @@ def register_error_handlers(app: Flask) -> None:
         if request.path.startswith("/api/"):
             return jsonify(error.as_json()), error.status
         return _error_page(app, error.status, str(error))
+
+
+def wants_json() -> bool:
+    """A page's script asking for JSON (a board's move), rather than a browser for a page."""
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
 
 
 def _error_page(app: Flask, status: int, message: str):

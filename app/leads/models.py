@@ -73,6 +73,11 @@ class Lead(Model):
         # The home page's follow-ups due, counted per agent or per branch from the index alone.
         Index("ix_lead_agent_follow_up_status", "assigned_agent_id", "next_follow_up_at", "status"),
         Index("ix_lead_branch_follow_up_status", "branch_id", "next_follow_up_at", "status"),
+        # The lead board: each status column's most recently updated leads, for everyone, within
+        # a branch and for one agent.
+        Index("ix_lead_board", "status", "updated_at", "id"),
+        Index("ix_lead_branch_board", "branch_id", "status", "updated_at", "id"),
+        Index("ix_lead_agent_board", "assigned_agent_id", "status", "updated_at", "id"),
         # The sales dashboard's count by status, source and agent, within a branch and period,
         # read from the index alone.
         Index(

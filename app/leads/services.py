@@ -289,6 +289,34 @@ def create_lead(actor: Actor | None = None, **fields: Any) -> Lead:
     return lead
 
 
+def change_lead_status(
+    lead_id: int, status: str, lost_reason: Any = None, actor: Actor | None = None
+) -> Lead:
+    """Move a lead to ``status`` under the rules of its edit form (``prepare_lead``: the
+    workflow, a lost lead's reason, duplicates, assignment), or, to ``converted``, by the
+    conversion action. The lead is row-locked and read through the actor's scope (someone
+    else's lead is "not found"). The caller commits; a refusal raises before anything is
+    written."""
+    from app.core.errors import NotFound
+    from app.leads.conversion import convert_lead
+
+    actor = actor if actor is not None else current_actor()
+    if status == "converted":
+        convert_lead(lead_id, actor)
+        return db.session.get(Lead, lead_id)
+    query = select(Lead).where(Lead.id == lead_id)
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=Lead)
+    lead = db.session.execute(query.execution_options(populate_existing=True)).scalar()
+    if lead is None:
+        raise NotFound("no such lead (or it is not one of yours).")
+    lead.status = status
+    if status == "lost" and lost_reason is not None:
+        lead.lost_reason = lost_reason
+    prepare_lead(lead, actor)
+    return lead
+
+
 def add_interaction(lead: Lead, actor: Actor | None = None, **fields: Any) -> Interaction:
     interaction = Interaction(lead=lead, **fields)
     prepare_interaction(interaction, actor)

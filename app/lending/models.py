@@ -214,6 +214,9 @@ class LoanApplication(Model):
         Index("ix_loan_application_bucket", "arrears_bucket", "stage"),
         Index("ix_loan_application_amount_id", "amount", "id"),
         Index("ix_loan_application_stage_changed_id", "stage_changed_at", "id"),
+        # The application board: each stage's most recent moves, within a branch and per BDM.
+        Index("ix_loan_application_branch_board", "branch_id", "stage", "stage_changed_at", "id"),
+        Index("ix_loan_application_bdm_board", "bdm_id", "stage", "stage_changed_at", "id"),
         # Every order the list offers within a branch's rows, the default (key) one included.
         Index("ix_loan_application_branch_id_id", "branch_id", "id"),
         *(

@@ -118,6 +118,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
         ]
         assert menu["Sales"] == [
             "Leads",
+            "Lead board",
             "Import leads",
             "Interactions",
             "Clients",
@@ -142,6 +143,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
         ]
         assert menu["Lending"] == [
             "Loan applications",
+            "Application board",
             "New application",
             "Loan products",
             "Brokers",
@@ -197,7 +199,15 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
                 "All reports",
                 "My exports",
             ],
-            "Sales": ["Leads", "Import leads", "Interactions", "Clients", "Offers", "Pipeline"],
+            "Sales": [
+                "Leads",
+                "Lead board",
+                "Import leads",
+                "Interactions",
+                "Clients",
+                "Offers",
+                "Pipeline",
+            ],
             "Finance": ["Products and services", "Quotations", "Invoices", "Payments", "Contracts"],
             "Markets": [
                 "Trades",
@@ -232,6 +242,7 @@ def test_each_role_sees_exactly_its_menu(page: Page, browser_world, role: str) -
             ],
             "Lending": [
                 "Loan applications",
+                "Application board",
                 "New application",
                 "Loan products",
                 "Brokers",

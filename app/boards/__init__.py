@@ -1,0 +1,1 @@
+"""Pipeline boards: leads by status and loan applications by stage, as columns of cards."""
