@@ -105,6 +105,9 @@ def test_the_same_lead_reads_in_sydney_time_and_in_mumbai_time_on_list_and_page(
     # created_at and updated_at on the page are in Sydney time too
     assert len(re.findall(r"\d\d \w{3} \d{4} \d\d:\d\d AE[DS]T", shown)) >= 3
 
+    # the edit form shows the stored time back in Sydney time, and reads it so
+    assert 'value="2026-12-06 14:05:00"' in _page(client, f"/leadview/edit/{lead.id}")
+
     client.get("/logout/")
     login(client, auditor.user.username)
     assert MUMBAI_TEXT in _page(client, "/leadview/list/")
@@ -275,3 +278,22 @@ def test_an_email_to_a_sydney_agent_tells_sydney_time(pg_app, mailbox):
     assert f"Due: {SYDNEY_TEXT}" in body
     assert MUMBAI_TEXT not in body and "UTC" not in body
     assert re.search(r"\(\d\d \w{3} \d{4} \d\d:\d\d AEDT\)", body)  # when it was sent
+
+
+def test_an_email_to_a_client_is_in_the_clients_branchs_time(app, world):
+    from app.comms.channels import EmailChannel
+    from app.comms.services import notify
+
+    agent, _, lead = world
+    lead.status = "qualified"
+    db.session.commit()
+    customer = convert_lead(lead.id, _actor(agent))
+    (row,) = notify(
+        "welcome", "welcome:zoe", "Welcome", "Hello", client_id=customer.id, channels=("email",)
+    )
+    row.created_at = FOLLOW_UP
+    db.session.commit()
+    message = EmailChannel().build(row)
+    text = message.get_body(("plain",)).get_content()
+    assert f"({SYDNEY_TEXT})" in text
+    assert SYDNEY_TEXT in message.get_body(("html",)).get_content()
