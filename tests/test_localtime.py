@@ -115,6 +115,22 @@ def test_the_same_lead_reads_in_sydney_time_and_in_mumbai_time_on_list_and_page(
     assert MUMBAI_TEXT in shown and SYDNEY_TEXT not in shown
 
 
+def test_a_search_on_a_time_reads_it_in_the_users_zone(client, world):
+    """ "Due greater than 06 Dec 14:00" typed in Sydney means after 03:00 UTC: the task due at
+    03:05 UTC (14:05 AEDT) is found, the one at 02:55 UTC (13:55 AEDT) is not (read as UTC,
+    both would be left out)."""
+    agent, _, _ = world
+    for title, due in (("Late one", FOLLOW_UP), ("Early one", FOLLOW_UP - timedelta(minutes=10))):
+        create_task(_actor(agent), title=title, assignee_id=agent.user_id, due_at=due)
+    db.session.commit()
+    login(client, agent.user.username)
+    view = next(v for v in client.application.appbuilder.baseviews if v.endpoint == "TaskView")
+    names = [type(f).__name__ for f in view._filters.get_search_filters()["due_at"]]
+    index = names.index("FilterGreater")
+    page = _page(client, f"/taskview/list/?_flt_{index}_due_at=2026-12-06+14:00:00")
+    assert "Late one" in page and "Early one" not in page
+
+
 def test_a_pdf_export_is_in_the_exporting_users_zone_and_a_csv_says_utc(client, world):
     agent, auditor, _ = world
     for user, expected, other in ((agent, SYDNEY_TEXT, MUMBAI_TEXT), (auditor, MUMBAI_TEXT, "")):

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import has_request_context, request
 from flask_appbuilder.fieldwidgets import DateTimePickerWidget
+from flask_appbuilder.models.sqla.filters import SQLAFilterConverter, set_value_to_type
 from markupsafe import Markup, escape
 from sqlalchemy import select
 from wtforms import DateTimeField
@@ -272,13 +273,44 @@ def _localised_form(form: Any, datetime_columns: set[str]) -> None:
         setattr(form, name, LocalDateTimeField(*args, **kwargs))
 
 
+def _typed_in_zone(base: type) -> type:
+    """A copy of FAB's filter ``base`` reading a time typed without a zone as the user's."""
+
+    class TypedInZone(base):
+        def apply(self, query: Any, value: Any) -> Any:
+            typed = set_value_to_type(self.datamodel, self.column_name, value)
+            if isinstance(typed, datetime) and typed.tzinfo is None:
+                try:
+                    value = to_utc(typed)
+                except FieldError:  # an hour the clocks skip: read with the offset before it
+                    value = typed.replace(tzinfo=user_zone()).astimezone(UTC)
+            return super().apply(query, value)
+
+    TypedInZone.__name__ = TypedInZone.__qualname__ = base.__name__
+    return TypedInZone
+
+
+class LocalTimeFilterConverter(SQLAFilterConverter):
+    """FAB's filters, a datetime column's searched in the user's zone (as its lists show it)."""
+
+    conversion_table = tuple(
+        (kind, [_typed_in_zone(f) for f in found] if kind == "is_datetime" else found)
+        for kind, found in SQLAFilterConverter.conversion_table
+    )
+
+
 class LocalTimeColumnsMixin:
     """For a generated screen (FAB ``ModelView``): every datetime column of the model is shown
     on the list and the detail page in the user's zone (``format_local``: a dictionary look-up
     and a conversion per cell), its label loses a ``(UTC)`` note, and the add and edit forms
-    read and show it in the user's zone. A column with its own formatter keeps it."""
+    read and show it in the user's zone, as do its search filters. A column with its own
+    formatter keeps it."""
 
     def __init__(self, **kwargs: Any) -> None:
+        datamodel = getattr(self, "datamodel", None)
+        if datamodel is not None and datamodel.filter_converter_class is SQLAFilterConverter:
+            # this screen's interface only: an API's naive times stay UTC
+            datamodel.filter_converter_class = LocalTimeFilterConverter
         super().__init__(**kwargs)
         datamodel = self.datamodel
         shown = [*(self.list_columns or []), *(self.show_columns or [])]
