@@ -36,8 +36,10 @@ UTC_ZONE = ZoneInfo("UTC")
 DISPLAY_FORMAT = "%d %b %Y %H:%M %Z"
 """``06 Dec 2026 14:05 IST``: day, month and year without doubt, the zone's abbreviation."""
 DISPLAY_FORMAT_SECONDS = "%d %b %Y %H:%M:%S %Z"
-INPUT_FORMAT = "%Y-%m-%d %H:%M:%S"
-"""How a form field shows and reads a time (the date-time picker's format)."""
+INPUT_FORMAT = "%Y-%m-%dT%H:%M"
+"""How a form field shows a time: the browser's own date-and-time input (``datetime-local``)."""
+TYPED_FORMATS = (INPUT_FORMAT, "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S")
+"""What a form field reads: the browser's input, or a time typed with a space and seconds."""
 _ZONES_KEY = "crm.zone_of"
 
 
@@ -189,7 +191,7 @@ class _InYourZone:
         self.before = before
 
     def __str__(self) -> str:
-        note = f"In your branch's time ({zone_label()}), e.g. 2026-12-01 09:30:00."
+        note = f"In your branch's time ({zone_label()})."
         return f"{self.before} {note}".strip()
 
     def __html__(self) -> Markup:
@@ -204,24 +206,28 @@ def in_your_zone(before: str = "") -> _InYourZone:
     return _InYourZone(before)
 
 
-class LocalDateTimePickerWidget(DateTimePickerWidget):
-    """FAB's date-time picker showing the field's text (``_value``: the user's local time)
-    rather than the stored UTC value."""
+class LocalDateTimeInput:
+    """The browser's date-and-time input (``datetime-local``: a wall-clock time without a
+    zone) showing the field's text, the user's local time. FAB's picker is a date-only
+    calendar that empties a field holding a time when it closes."""
 
     def __call__(self, field: Any, **kwargs: Any) -> Markup:
         kwargs.setdefault("id", field.id)
         kwargs.setdefault("name", field.name)
-        text = html_params(type="text", value=field._value(), **kwargs)
-        return Markup(self.data_template % {"text": text})
+        kwargs.setdefault("class", "form-control")
+        if field.flags.required:
+            kwargs.setdefault("required", True)
+        text = html_params(type="datetime-local", step="60", value=field._value(), **kwargs)
+        return Markup(f"<input {text}>")
 
 
 class LocalDateTimeField(DateTimeField):
     """A date and time typed in the user's zone: shown back in it, stored as UTC."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("format", INPUT_FORMAT)
-        if kwargs.get("widget") is None or type(kwargs["widget"]) is DateTimePickerWidget:
-            kwargs["widget"] = LocalDateTimePickerWidget()
+        kwargs["format"] = list(TYPED_FORMATS)
+        if kwargs.get("widget") is None or isinstance(kwargs["widget"], DateTimePickerWidget):
+            kwargs["widget"] = LocalDateTimeInput()
         super().__init__(*args, **kwargs)
 
     def _value(self) -> str:
