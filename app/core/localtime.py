@@ -313,12 +313,16 @@ class LocalTimeColumnsMixin:
     formatter keeps it."""
 
     def __init__(self, **kwargs: Any) -> None:
-        datamodel = getattr(self, "datamodel", None)
-        if datamodel is not None and datamodel.filter_converter_class is SQLAFilterConverter:
+        datamodel = self.datamodel
+        if datamodel.filter_converter_class is SQLAFilterConverter:
             # this screen's interface only: an API's naive times stay UTC
             datamodel.filter_converter_class = LocalTimeFilterConverter
+        # before FAB builds the forms (the search form's labels too)
+        self.label_columns = {
+            column: zone_free_label(label) if _is_datetime(datamodel, column) else label
+            for column, label in (self.label_columns or {}).items()
+        }
         super().__init__(**kwargs)
-        datamodel = self.datamodel
         shown = [*(self.list_columns or []), *(self.show_columns or [])]
         columns = {
             column
@@ -328,13 +332,9 @@ class LocalTimeColumnsMixin:
         if not columns:
             return
         formatters = dict(self.formatters_columns or {})
-        labels = dict(self.label_columns or {})
         for column in columns:
             formatters.setdefault(column, format_local)
-            if column in labels:
-                labels[column] = zone_free_label(labels[column])
         self.formatters_columns = formatters
-        self.label_columns = labels
         _localised_form(getattr(self, "add_form", None), columns)
         _localised_form(getattr(self, "edit_form", None), columns)
 
