@@ -293,7 +293,13 @@ def _typed_in_zone(base: type) -> type:
             return super().apply(query, value)
 
     TypedInZone.__name__ = TypedInZone.__qualname__ = base.__name__
+    TypedInZone.fab_filter = base
     return TypedInZone
+
+
+def fab_filter(flt: Any) -> type:
+    """The FAB filter class a list's filter is (or reads in the user's zone)."""
+    return getattr(type(flt), "fab_filter", type(flt))
 
 
 class LocalTimeFilterConverter(SQLAFilterConverter):
