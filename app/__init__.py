@@ -78,6 +78,9 @@ def create_app(config: object | None = None) -> Flask:
         from app.core.once import submission_token
 
         app.jinja_env.globals["submission_token"] = submission_token
+        from app.core.localtime import install_local_time
+
+        install_local_time(app)
 
     from app.core.cli import crm_cli
 

@@ -74,11 +74,13 @@ def test_the_month_shows_my_tasks_and_follow_ups_in_their_days(pg_client, world)
     assert "March 2027" in page
 
     tenth = _day_cell(page, "2027-03-10")
-    assert "Task: Review portfolio" in tenth and "09:30" in tenth
+    assert "Task: Review portfolio" in tenth and "15:00" in tenth  # 09:30 UTC in Mumbai (IST)
     assert f"/taskview/show/{items['task'].id}" in tenth
     assert "Follow up: Priya Follow" in _day_cell(page, "2027-03-12")
     assert f"/leadview/show/{items['follow_up'].id}" in page
-    assert "Evening call" in _day_cell(page, "2027-03-31")  # 23:45 UTC stays on the 31st
+    # 23:45 UTC on the 31st is 05:15 on 1 April in Mumbai: the day of the agent's branch
+    assert "Evening call" in _day_cell(page, "2027-04-01")
+    assert "Evening call" not in _day_cell(page, "2027-03-31")
     assert "Review portfolio" not in _day_cell(page, "2027-03-11")
     for absent in ("Not yours", "Ravi", "Called off"):
         assert absent not in page

@@ -359,7 +359,8 @@ def test_a_pdf_has_the_title_filters_time_and_page_numbers(app, client, world):
     first = pages[0]
     assert "Leads" in first
     assert "Filters: Status: equal to new" in first
-    assert re.search(r"Generated: \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", first)
+    # in the exporting agent's time (Mumbai): "Generated: 06 Dec 2026 14:05 IST"
+    assert re.search(r"Generated: \d{2} \w{3} \d{4} \d{2}:\d{2} IST", first)
     assert f"Page 1 of {len(pages)}" in first
     assert f"Page {len(pages)} of {len(pages)}" in pages[-1]
     assert "First Name" in pages[1], "column headings repeat on every page"

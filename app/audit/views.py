@@ -8,6 +8,7 @@ from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
 from app.audit.models import AuditLog
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin, filtered_list_url
 from app.core.forms import display_choice
+from app.core.localtime import LocalTimeColumnsMixin
 from app.exports.lists import ExportableListMixin
 from app.security.roles import API_METHOD_ACTIONS, VIEW_METHOD_ACTIONS
 
@@ -24,7 +25,7 @@ COLUMNS = [
 ]
 
 
-class AuditLogView(ExportableListMixin, NoFileDownloadMixin, ModelView):
+class AuditLogView(LocalTimeColumnsMixin, ExportableListMixin, NoFileDownloadMixin, ModelView):
     datamodel = CrmSQLAInterface(AuditLog)
     class_permission_name = "AuditLog"
     method_permission_name = {**VIEW_METHOD_ACTIONS, "record_history": "read"}

@@ -30,6 +30,7 @@ from sqlalchemy import Select, select
 from app.audit.models import AuditLog
 from app.clients.models import Client, RiskAssessment
 from app.core.errors import NotFound
+from app.core.localtime import format_local
 from app.core.newest_first import newest_first
 from app.extensions import db
 from app.security.scoping import UNSCOPED
@@ -210,7 +211,7 @@ def _task_event(row) -> TimelineEvent:
         at=row.at,
         kind="task",
         title=f"Task: {row.title}",
-        detail=f"{row.status}, due {row.due_at:%Y-%m-%d %H:%M} UTC",
+        detail=f"{row.status}, due {format_local(row.due_at)}",
         url=f"/taskview/show/{row.id}",
     )
 

@@ -12,7 +12,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Protocol
+from typing import Any, Protocol
 
 import requests
 from flask import current_app, render_template
@@ -28,6 +28,18 @@ class Channel(Protocol):
     def send(self, notification) -> None: ...
 
 
+def recipient_zone(notification) -> Any:
+    """The zone a message's times are written in: a member of staff's branch's, a client's
+    branch's (UTC when neither is known)."""
+    from app.core.localtime import UTC_ZONE, zone_of_client, zone_of_user
+
+    if notification.recipient_user_id is not None:
+        return zone_of_user(notification.recipient_user_id)
+    if notification.recipient_client_id is not None:
+        return zone_of_client(notification.recipient_client_id)
+    return UTC_ZONE
+
+
 class EmailChannel:
     def build(self, notification) -> EmailMessage:
         config = current_app.config
@@ -37,7 +49,11 @@ class EmailChannel:
         message["Subject"] = notification.subject
         message["Date"] = formatdate(localtime=False)
         message["Message-ID"] = f"<{notification.idempotency_key.replace(':', '.')}@fincrm>"
-        context = {"notification": notification, "base_url": config.get("CRM_BASE_URL", "")}
+        context = {
+            "notification": notification,
+            "base_url": config.get("CRM_BASE_URL", ""),
+            "zone": recipient_zone(notification),
+        }
         message.set_content(render_template("email/notification.txt", **context))
         message.add_alternative(
             render_template("email/notification.html", **context), subtype="html"

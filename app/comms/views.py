@@ -12,6 +12,7 @@ from app.comms.models import DIGESTS, MessageLog, Notification, NotificationPref
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin, ServiceModelView, filtered_list_url
 from app.core.errors import DomainError
 from app.core.forms import choice_field, display_choice, display_timestamp, optional_relation_field
+from app.core.localtime import LocalTimeColumnsMixin
 from app.exports.lists import ExportableListMixin
 from app.extensions import db
 from app.org.services import assignable_staff
@@ -74,7 +75,7 @@ class NotificationCenterView(BaseView):
         return redirect(url_for(".index"))
 
 
-class OutboxView(ExportableListMixin, NoFileDownloadMixin, ModelView):
+class OutboxView(LocalTimeColumnsMixin, ExportableListMixin, NoFileDownloadMixin, ModelView):
     """Every notification row and where it stands; failed ones can be sent again."""
 
     datamodel = CrmSQLAInterface(Notification)
@@ -126,7 +127,7 @@ class OutboxView(ExportableListMixin, NoFileDownloadMixin, ModelView):
         return redirect(url_for(f"{self.endpoint}.list"))
 
 
-class MessageLogView(ExportableListMixin, NoFileDownloadMixin, ModelView):
+class MessageLogView(LocalTimeColumnsMixin, ExportableListMixin, NoFileDownloadMixin, ModelView):
     datamodel = CrmSQLAInterface(MessageLog)
     class_permission_name = "MessageLog"
     method_permission_name = {**VIEW_METHOD_ACTIONS, "record_messages": "read"}

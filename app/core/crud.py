@@ -36,6 +36,7 @@ from app.core.listing import (
     page_keys,
     relation_loads,
 )
+from app.core.localtime import LocalTimeColumnsMixin
 from app.exports.lists import ExportableListMixin
 from app.security.roles import API_METHOD_ACTIONS, VIEW_METHOD_ACTIONS
 
@@ -310,7 +311,7 @@ class NoButtonsForMissingRoutes:
         return super().get_method_permission(method_name)
 
 
-class ServiceModelView(ExportableListMixin, NoFileDownloadMixin, ModelView):
+class ServiceModelView(LocalTimeColumnsMixin, ExportableListMixin, NoFileDownloadMixin, ModelView):
     """A generated screen whose add and edit go through the desk's service."""
 
     method_permission_name = VIEW_METHOD_ACTIONS

@@ -49,7 +49,10 @@ def display_choice(value: str | None) -> str:
 
 
 def display_timestamp(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+    """A time in the reader's zone, with its abbreviation (``06 Dec 2026 14:05 IST``)."""
+    from app.core.localtime import format_local
+
+    return format_local(value)
 
 
 def display_money(value: Decimal | None) -> str:

@@ -13,6 +13,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import aliased
 
 from app.clients.models import KYC_STATUSES, Client
+from app.core.localtime import format_local
 from app.dashboards.base import ChartSpec, Dashboard, label_of, today
 from app.dashboards.charts import Bar, Chart
 from app.dashboards.client_summary import kyc_status_counts
@@ -159,7 +160,7 @@ def cases_waiting(filters: DashboardFilters) -> Chart:
             ],
         )
         bars.append(Bar(name, count, count, url, f"{name}: {count} cases waiting"))
-        rows.append((name, count, oldest.strftime("%Y-%m-%d %H:%M UTC") if oldest else None))
+        rows.append((name, count, format_local(oldest) if oldest else None))
     return Chart(
         key="kyc-cases-waiting",
         title="KYC cases waiting per reviewer",

@@ -22,6 +22,7 @@ from app.billing.models import Invoice
 from app.clients.models import Client
 from app.core.crud import NoButtonsForMissingRoutes
 from app.core.forms import display_choice, display_money, display_timestamp
+from app.core.localtime import LocalTimeColumnsMixin
 from app.documents.models import Document
 from app.forex.models import FxExchange
 from app.kyc.models import KycCase
@@ -176,7 +177,7 @@ class ComputedColumnsInterface(SQLAInterface):
         return super().is_unique(col_name)
 
 
-class _DrillDownList(NoButtonsForMissingRoutes, ModelView):
+class _DrillDownList(LocalTimeColumnsMixin, NoButtonsForMissingRoutes, ModelView):
     """A read-only list; ``class_permission_name`` is the desk's resource."""
 
     method_permission_name = {"list": "read"}

@@ -10,7 +10,7 @@ Ranges use FAB's strict ``Greater than`` / ``Smaller than``, so an inclusive day
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,6 +24,8 @@ from flask_appbuilder.models.sqla.filters import (
     FilterSmaller,
 )
 
+from app.core.localtime import fab_filter
+
 Condition = tuple[str, type[BaseFilter], Any]
 """(column, FAB filter class, value); a list value repeats the argument (``In``)."""
 
@@ -34,6 +36,7 @@ EQ, GT, LT, IN, REL = (
     FilterIn,
     FilterRelationOneToManyEqual,
 )
+
 ONE_MICROSECOND = timedelta(microseconds=1)
 
 
@@ -45,8 +48,9 @@ def _view(endpoint: str) -> Any:
 
 
 def _argument(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, datetime):  # with its offset: a list reads a time without one as local
+        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
     if isinstance(value, date):
         return value.isoformat()
     if value is None:
@@ -62,7 +66,9 @@ def list_url(endpoint: str, conditions: Iterable[Condition]) -> str:
     for column, filter_class, value in conditions:
         if column not in search_filters:
             raise LookupError(f"{endpoint} cannot filter on {column} (not in search_columns)")
-        index = next(i for i, flt in enumerate(search_filters[column]) if type(flt) is filter_class)
+        index = next(
+            i for i, flt in enumerate(search_filters[column]) if fab_filter(flt) is filter_class
+        )
         for item in value if isinstance(value, list | tuple) else [value]:
             args.append((f"_flt_{index}_{column}", _argument(item)))
     base = url_for(f"{view.endpoint}.list")

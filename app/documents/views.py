@@ -16,6 +16,7 @@ from app.clients.models import Client
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin, search_by_number_fields
 from app.core.errors import DomainError, NotFound
 from app.core.forms import display_choice, optional_relation_field
+from app.core.localtime import LocalTimeColumnsMixin
 from app.documents import services
 from app.documents.models import DOC_TYPES, Document
 from app.exports.lists import ExportableListMixin
@@ -45,7 +46,7 @@ class UploadForm(FlaskForm):
     )
 
 
-class DocumentView(ExportableListMixin, NoFileDownloadMixin, ModelView):
+class DocumentView(LocalTimeColumnsMixin, ExportableListMixin, NoFileDownloadMixin, ModelView):
     datamodel = CrmSQLAInterface(Document, list_relations=("client", "lead", "uploaded_by"))
 
     def __init__(self, **kwargs):

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from app.core.audit import record_event
 from app.core.errors import DomainError, NotFound
+from app.core.localtime import format_local
 from app.core.types import utcnow
 from app.exports import lists
 from app.exports.models import ExportJob
@@ -116,7 +117,8 @@ def _job_table(job_id: int, job: ExportJob, actor: Any) -> tuple[Table, int, str
             sees_full_contacts(actor.roles),
             on_batch=lambda done: _set(job_id, processed_rows=min(done, len(keys))),
         )
-        return Table(spec.title, spec.headings, rows, spec.words), len(keys), spec.record_type, ()
+        table = Table(spec.title, spec.headings_for(job.file_format), rows, spec.words)
+        return table, len(keys), spec.record_type, ()
     report = get_report(job.target)
     if report is None:
         raise LookupError(f"the report {job.target!r} is no longer offered")
@@ -176,6 +178,7 @@ def progress(job: ExportJob) -> dict[str, Any]:
         if job.status == "done" and not expired and has_request_context()
         else None,
         "expires_at": job.expires_at.isoformat() if job.expires_at else None,
+        "expires_at_shown": format_local(job.expires_at) if job.expires_at else None,
         "file_name": job.file_name,
     }
 

@@ -117,6 +117,20 @@ class ListExport:
         labels = self.view.label_columns
         return [str(labels.get(column) or column) for column in self.columns]
 
+    def headings_for(self, fmt: str) -> list[str]:
+        """The headings of a file in ``fmt``: a CSV or workbook holds times in UTC (a cell of
+        a workbook has no zone), and its time columns say so; a PDF shows each time in the
+        reader's zone with its abbreviation."""
+        if fmt == "pdf":
+            return self.headings
+        datamodel = self.view.datamodel
+        return [
+            f"{heading} (UTC)"
+            if "." not in column and datamodel.is_datetime(column) and "UTC" not in heading
+            else heading
+            for column, heading in zip(self.columns, self.headings, strict=True)
+        ]
+
     def arguments_json(self) -> str:
         return json.dumps(self.arguments, sort_keys=True)
 

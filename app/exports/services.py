@@ -77,8 +77,12 @@ def _actor_roles_and_name() -> tuple[frozenset[str], str | None]:
 
 
 def render_file(fmt: str, table: Table, moment: datetime, by: str | None) -> tuple[bytes, int]:
+    """The file of ``table``; a PDF's times in the zone of whoever exports it (the signed-in
+    user, or the owner a background export or a report e-mail works for)."""
+    from app.core.localtime import user_zone
+
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as out:
-        rows = write_table(fmt, table, out, generated_at=moment, generated_by=by)
+        rows = write_table(fmt, table, out, generated_at=moment, generated_by=by, zone=user_zone())
         out.seek(0)
         return out.read(), rows
 
@@ -111,7 +115,7 @@ def export_list_response(view: Any, fmt: str, args: Mapping[str, Any]) -> Respon
     roles, username = _actor_roles_and_name()
     moment = utcnow()
     rows = lists.list_rows(spec, keys, sees_full_contacts(roles))
-    table = Table(spec.title, spec.headings, rows, spec.words)
+    table = Table(spec.title, spec.headings_for(fmt), rows, spec.words)
     data, written = render_file(fmt, table, moment, username)
     audit_export(spec.record_type, spec.title, fmt, written, spec.words)
     return file_response(data, fmt, file_name(spec.title, fmt, moment))

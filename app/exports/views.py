@@ -8,6 +8,7 @@ from flask_appbuilder import BaseView, ModelView, expose, has_access
 
 from app.core.crud import CrmSQLAInterface, FilterCurrentUser, NoFileDownloadMixin
 from app.core.forms import display_choice, display_timestamp
+from app.core.localtime import LocalTimeColumnsMixin
 from app.exports import background, services
 from app.exports.models import ExportJob
 from app.exports.writers import FORMATS
@@ -15,7 +16,7 @@ from app.reports.registry import REPORTS
 from app.security.roles import READ
 
 
-class ExportJobView(NoFileDownloadMixin, ModelView):
+class ExportJobView(LocalTimeColumnsMixin, NoFileDownloadMixin, ModelView):
     """The signed-in user's own background exports, newest first; nobody sees another's."""
 
     route_base = "/exports"

@@ -5,7 +5,9 @@ so a 50,000-row export never holds 50,000 records; it writes plain values:
 
 * numbers stay numbers: ``Decimal`` money is written exactly in a CSV (``1234.50``, never a
   float's ``1234.4999``) and as a number cell in a workbook;
-* dates and times are UTC (a workbook cannot hold a time zone);
+* times are UTC in a CSV and a workbook (a workbook cannot hold a time zone; a list's time
+  columns say "(UTC)" in their headings), and in the reader's zone with its abbreviation in a
+  PDF (``06 Dec 2026 19:35 AEDT``; headings drop a "(UTC)" note);
 * text that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a
   tab or a carriage return) is neutralised: prefixed with ``'`` in a CSV, and stored as a plain
   string cell (never a formula) in a workbook.
@@ -21,9 +23,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, BinaryIO
+from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
+from app.core.localtime import format_local, zone_free_label
 from app.reports.registry import Table
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -214,12 +218,14 @@ PDF_STRIPE = "#f4f6f7"  # every other row of a page, from its second row
 PDF_GRID_WIDTH = 0.25
 
 
-def _generated(generated_at: datetime | None) -> str:
+def _generated(generated_at: datetime | None, zone: ZoneInfo | None = None) -> str:
     moment = generated_at or datetime.now(UTC)
+    if zone is not None:
+        return format_local(moment, zone)
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _pdf_cell(value: Any) -> str:
+def _pdf_cell(value: Any, zone: ZoneInfo | None = None) -> str:
     value = _plain(value)
     if value is None:
         return ""
@@ -230,6 +236,8 @@ def _pdf_cell(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}" if abs(value) >= 10_000 else str(value)
     if isinstance(value, datetime):
+        if zone is not None:
+            return format_local(value, zone)
         return _utc_naive(value).strftime("%Y-%m-%d %H:%M UTC")
     if isinstance(value, date):
         return value.isoformat()
@@ -277,12 +285,17 @@ class _PdfRows:
     A row taller than a whole page (a very long note) is continued on the next page: it is cut
     into pieces of as many lines as a page holds."""
 
-    def __init__(self, columns: list[str], usable: float, page_room: float) -> None:
+    def __init__(
+        self, columns: list[str], usable: float, page_room: float, zone: ZoneInfo | None = None
+    ) -> None:
         from xml.sax.saxutils import escape
 
         from reportlab.lib.styles import getSampleStyleSheet
         from reportlab.platypus import Paragraph
 
+        self.zone = zone
+        if zone is not None:  # every time carries its zone's abbreviation
+            columns = [str(zone_free_label(column)) for column in columns]
         self.width = usable
         self.column_width = usable / len(columns)
         self.fits = max(8, int(self.column_width / (PDF_FONT_SIZE * 0.5)))
@@ -317,8 +330,9 @@ class _PdfRows:
         fits = self.fits
         cells: list[str | list[str]] = []
         lines = 1
+        zone = self.zone
         for value in row:
-            text = _pdf_cell(value)
+            text = _pdf_cell(value, zone)
             if len(text) > fits or "\n" in text:
                 wrapped = _wrap(text, fits)
                 lines = max(lines, len(wrapped))
@@ -464,9 +478,11 @@ def write_pdf(
     out: BinaryIO,
     generated_at: datetime | None = None,
     generated_by: str | None = None,
+    zone: ZoneInfo | None = None,
     **_: Any,
 ) -> int:
-    """The title, the filters in words and the time it was made, then each part's table with
+    """The title, the filters in words and the time it was made (times in ``zone``, the
+    reader's, when given; else UTC), then each part's table with
     its column headings repeated at the top of every page, and "Page N of M" at the foot.
 
     A cell longer than its column is wrapped onto lines of as many characters as the column
@@ -487,7 +503,7 @@ def write_pdf(
     frame_padding = 6  # SimpleDocTemplate's frame pads each side by 6 points
     page_room = pagesize[1] - 2 * margin - 2 * frame_padding
     styles = getSampleStyleSheet()
-    generated = _generated(generated_at) + (f" by {generated_by}" if generated_by else "")
+    generated = _generated(generated_at, zone) + (f" by {generated_by}" if generated_by else "")
     story: list[Any] = [
         Paragraph(escape(table.title), styles["Title"]),
         Paragraph(f"<b>Filters:</b> {escape(filters_in_words(table.filters))}", styles["Normal"]),
@@ -499,7 +515,7 @@ def write_pdf(
     for part in parts:
         if len(parts) > 1:
             story.append(Paragraph(escape(part.title), styles["Heading3"]))
-        rows = _PdfRows([str(c) for c in part.columns] or [""], usable, page_room)
+        rows = _PdfRows([str(c) for c in part.columns] or [""], usable, page_room, zone)
         for row in part.rows:
             rows.add(row)
         written += rows.count
@@ -531,6 +547,8 @@ def write_table(
     out: BinaryIO,
     generated_at: datetime | None = None,
     generated_by: str | None = None,
+    zone: ZoneInfo | None = None,
 ) -> int:
-    """Write ``table`` in ``fmt`` (csv, xlsx or pdf) to ``out``; returns the rows written."""
-    return WRITERS[fmt](table, out, generated_at=generated_at, generated_by=generated_by)
+    """Write ``table`` in ``fmt`` (csv, xlsx or pdf) to ``out``; returns the rows written.
+    ``zone``: the reader's, for the times of a PDF (a CSV and a workbook stay UTC)."""
+    return WRITERS[fmt](table, out, generated_at=generated_at, generated_by=generated_by, zone=zone)

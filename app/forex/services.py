@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from app.clients.models import Client
 from app.core.errors import ConflictError, FieldError, NotFound
+from app.core.localtime import format_local
 from app.core.types import utcnow
 from app.core.validators import parse_id, parse_money
 from app.extensions import db
@@ -107,11 +108,12 @@ def execute(exchange_id: int) -> FxExchange:
         raise NotFound("no such exchange.")
     if exchange.status == "executed":
         raise ConflictError(
-            f"{exchange.reference} was already executed at {exchange.executed_at:%Y-%m-%d %H:%M} UTC."
+            f"{exchange.reference} was already executed at {format_local(exchange.executed_at)}."
         )
     if exchange.quote_expires_at <= utcnow():
         raise ConflictError(
-            f"the quote {exchange.reference} expired at {exchange.quote_expires_at:%H:%M:%S} UTC; "
+            f"the quote {exchange.reference} expired at "
+            f"{format_local(exchange.quote_expires_at, seconds=True)}; "
             "ask for a new quote."
         )
     sell_ccy, buy_ccy = exchange.sell_currency, exchange.buy_currency

@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import exists, select
 
 from app.comms.services import Message, notify_many
+from app.core.localtime import format_local, zones_of_users
 from app.core.types import utcnow
 from app.core.validators import clean_text
 from app.extensions import db
@@ -47,8 +48,9 @@ def sweep_follow_ups(now: datetime | None = None) -> dict[str, int]:
         )
     )
     messages = []
+    zones = zones_of_users(lead.assigned_agent_id for lead in soon)  # one statement
     for lead in soon:  # notify_many skips a reminder already written for this follow-up time
-        when = lead.next_follow_up_at.strftime("%H:%M UTC on %Y-%m-%d")
+        when = format_local(lead.next_follow_up_at, zones.get(lead.assigned_agent_id))
         messages.append(
             Message(
                 "follow_up_due",
@@ -103,7 +105,8 @@ def sweep_follow_ups(now: datetime | None = None) -> dict[str, int]:
     if tasks:
         db.session.add_all(tasks)
         db.session.flush()
-        messages.extend(assignment_message(task) for task in tasks)
+        zones = zones_of_users(task.assignee_id for task in tasks)
+        messages.extend(assignment_message(task, zones.get(task.assignee_id)) for task in tasks)
     notify_many(messages)
     db.session.commit()
     return {"reminded": len(soon), "tasks_created": len(tasks)}

@@ -12,6 +12,7 @@ from app.core.audit import record_rejection
 from app.core.crud import CrmSQLAInterface, NoFileDownloadMixin
 from app.core.errors import DomainError
 from app.core.forms import display_choice, display_timestamp
+from app.core.localtime import LocalTimeColumnsMixin
 from app.exports.lists import ExportableListMixin
 from app.extensions import db
 from app.leads import imports
@@ -28,7 +29,7 @@ class ImportDecisionForm(FlaskForm):
     """Only the CSRF token: the import and discard buttons post it."""
 
 
-class LeadImportView(ExportableListMixin, NoFileDownloadMixin, ModelView):
+class LeadImportView(LocalTimeColumnsMixin, ExportableListMixin, NoFileDownloadMixin, ModelView):
     datamodel = CrmSQLAInterface(LeadImport)
     class_permission_name = "LeadImport"
     method_permission_name = {

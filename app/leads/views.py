@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, url_for
 from flask_appbuilder import expose, has_access
-from flask_appbuilder.fieldwidgets import DateTimePickerWidget
 from sqlalchemy import select
-from wtforms import DateTimeField
 from wtforms.validators import Optional
 
 from app.core.crud import CrmSQLAInterface, ServiceModelView
@@ -17,6 +15,7 @@ from app.core.forms import (
     display_timestamp,
     optional_relation_field,
 )
+from app.core.localtime import LocalDateTimeField, in_your_zone
 from app.core.types import utcnow
 from app.core.validators import form_validator
 from app.documents.views import DocumentView
@@ -68,13 +67,11 @@ class InteractionView(ServiceModelView):
     }
     add_form_extra_fields = {
         "kind": choice_field("Kind", INTERACTION_KINDS),
-        "occurred_at": DateTimeField(
-            "Occurred at (UTC)",
-            format="%Y-%m-%d %H:%M:%S",
-            widget=DateTimePickerWidget(),
+        "occurred_at": LocalDateTimeField(
+            "Occurred at",
             validators=[Optional()],
-            default=lambda: utcnow().replace(microsecond=0, tzinfo=None),
-            description="Blank means now.",
+            default=lambda: utcnow().replace(microsecond=0),
+            description=in_your_zone("Blank means now."),
         ),
     }
     edit_form_extra_fields = add_form_extra_fields

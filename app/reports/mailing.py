@@ -21,6 +21,7 @@ from sqlalchemy import or_, select, update
 
 from app.comms.models import Notification
 from app.comms.services import Attachment, notify
+from app.core.localtime import user_zone
 from app.core.types import utcnow
 from app.exports.services import build_report, file_name, may_read_report, ttl
 from app.exports.writers import FORMATS, write_table
@@ -126,7 +127,9 @@ def _mail_one(schedule: ReportSchedule, report, user, due: datetime) -> int:
     with acting_as(actor):
         built = build_report(report, json.loads(schedule.filters or "{}"))
         out = io.BytesIO()
-        rows = write_table(schedule.file_format, built.table, out, utcnow(), user.username)
+        rows = write_table(
+            schedule.file_format, built.table, out, utcnow(), user.username, zone=user_zone()
+        )
     token = secrets.token_hex(8)
     key = f"report-mail/{schedule.id}/{due:%Y%m%dT%H}-{user.id}-{token}.{fmt.extension}"
     get_storage().put(key, out.getvalue(), fmt.content_type)

@@ -15,6 +15,7 @@ from flask_appbuilder.security.views import (
 from flask_login import current_user
 
 from app.core.crud import NoFileDownloadMixin
+from app.core.localtime import LocalTimeColumnsMixin
 from app.security.fab_apis import (
     CrmGroupApi,
     CrmPermissionApi,
@@ -25,7 +26,7 @@ from app.security.fab_apis import (
 )
 
 
-class CrmUserDBModelView(NoFileDownloadMixin, UserDBModelView):
+class CrmUserDBModelView(LocalTimeColumnsMixin, NoFileDownloadMixin, UserDBModelView):
     class_permission_name = "UserDBModelView"
 
 
@@ -77,19 +78,22 @@ class CrmSecurityManager(SecurityManager):
     userstatschartview = None
 
     def get_user_by_id(self, pk):
-        """The signed-in user with their roles, groups and branch, in one statement (FAB loads
-        each collection lazily on every request, and row scoping would read the branch)."""
+        """The signed-in user with their roles, groups, branch and its time zone, in one
+        statement (FAB loads each collection lazily on every request, row scoping would read
+        the branch and every time shown the zone)."""
         from sqlalchemy import select
         from sqlalchemy.orm import joinedload
 
-        from app.org.models import StaffProfile
+        from app.core.localtime import remember_zone
+        from app.org.models import Branch, StaffProfile
         from app.security.scoping import UNSCOPED, remember_branch
 
         user_model = self.user_model
         row = (
             self.session.execute(
-                select(user_model, StaffProfile.branch_id)
+                select(user_model, StaffProfile.branch_id, Branch.timezone)
                 .outerjoin(StaffProfile, StaffProfile.user_id == user_model.id)
+                .outerjoin(Branch, Branch.id == StaffProfile.branch_id)
                 .where(user_model.id == pk)
                 .options(joinedload(user_model.roles), joinedload(user_model.groups)),
                 execution_options=UNSCOPED,
@@ -99,8 +103,9 @@ class CrmSecurityManager(SecurityManager):
         )
         if row is None:
             return None
-        user, branch_id = row
+        user, branch_id, zone_name = row
         remember_branch(user.id, branch_id)
+        remember_zone(user.id, zone_name)
         return user
 
     def has_access(self, permission_name: str, view_name: str) -> bool:

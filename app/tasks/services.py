@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_appbuilder.security.sqla.models import User
@@ -24,6 +25,7 @@ from app.clients.models import Client
 from app.comms.models import Notification
 from app.comms.services import Message, already_notified, notify, notify_many
 from app.core.errors import FieldError, PermissionDenied
+from app.core.localtime import UTC_ZONE, format_local, zone_of_user, zones_of_users
 from app.core.types import utcnow
 from app.core.unit_of_work import without_autoflush
 from app.core.validators import clean_text
@@ -176,9 +178,10 @@ def save_task(task: Task, actor: Actor | None = None) -> Task:
     return task
 
 
-def assignment_message(task: Task) -> Message:
-    """The message telling a task's assignee about it (a flushed task: it has its id)."""
-    due = task.due_at.strftime("%Y-%m-%d %H:%M UTC")
+def assignment_message(task: Task, zone: ZoneInfo | None = None) -> Message:
+    """The message telling a task's assignee about it (a flushed task: it has its id), its due
+    time in the assignee's branch's zone (``zone``, when the caller knows it)."""
+    due = format_local(task.due_at, zone or zone_of_user(task.assignee_id))
     about = _about(task)
     body = f"{task.title}\nDue: {due}\nPriority: {task.priority}{about}"
     if task.description:
@@ -292,13 +295,14 @@ def send_task_reminders(now: datetime | None = None) -> dict[str, int]:
         (overdue, "task_overdue", _overdue_key, "Overdue: {title} (was due {due})", "Was due"),
     )
     messages = []
+    zones = zones_of_users(t.assignee_id for t in [*due_soon, *overdue])  # one statement
     for tasks, kind, key_of, subject, due_label in batches:
         for task in tasks:
             key = key_of(task)
             if key in done:
                 continue
             done.add(key)
-            due = task.due_at.strftime("%Y-%m-%d %H:%M UTC")
+            due = format_local(task.due_at, zones.get(task.assignee_id, UTC_ZONE))
             messages.append(
                 Message(
                     kind=kind,

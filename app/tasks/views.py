@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar as month_calendar
 from collections import defaultdict
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, g, redirect, request, url_for
@@ -22,6 +22,13 @@ from app.core.forms import (
     display_choice,
     display_timestamp,
     optional_relation_field,
+)
+from app.core.localtime import (
+    LocalTimeColumnsMixin,
+    local_date,
+    local_midnight,
+    local_today,
+    user_zone,
 )
 from app.core.types import utcnow
 from app.exports.lists import ExportableListMixin
@@ -49,8 +56,8 @@ TASK_SHOW_COLUMNS = [
     "updated_at",
 ]
 TASK_LABELS = {
-    "due_at": "Due (UTC)",
-    "completed_at": "Completed (UTC)",
+    "due_at": "Due",
+    "completed_at": "Completed",
     "created_by": "Created by",
     "lead": "Related lead",
     "client": "Related client",
@@ -94,7 +101,6 @@ class TaskView(ServiceModelView):
     base_order = ("due_at", "asc")
     label_columns = TASK_LABELS
     formatters_columns = TASK_FORMATTERS
-    description_columns = {"due_at": "In UTC, e.g. 2026-12-01 09:30:00."}
     add_form_extra_fields = {
         "priority": choice_field("Priority", TASK_PRIORITIES),
         "status": choice_field("Status", TASK_STATUSES),
@@ -140,7 +146,7 @@ def _open_statuses() -> list[str]:
 TASK_PERMISSIONS = ["can_read", "can_write", "can_delete"]
 
 
-class _ReadOnlyTaskList(ExportableListMixin, NoFileDownloadMixin, ModelView):
+class _ReadOnlyTaskList(LocalTimeColumnsMixin, ExportableListMixin, NoFileDownloadMixin, ModelView):
     """A fixed selection of tasks; adding and editing happen under All tasks."""
 
     datamodel = CrmSQLAInterface(Task)
@@ -180,20 +186,20 @@ class OverdueTasksView(_ReadOnlyTaskList):
 # ---- the calendar ---------------------------------------------------------------------------
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)
-
-
 def _events_by_day(start: date, end: date) -> dict[date, list[task_calendar.CalendarEvent]]:
+    """The user's events from the start of ``start`` to the start of ``end`` in their zone,
+    by the day each falls on there."""
+    zone = user_zone()
     by_day: dict[date, list[task_calendar.CalendarEvent]] = defaultdict(list)
-    for event in task_calendar.events_for(g.user.id, _midnight(start), _midnight(end)):
-        by_day[event.start.astimezone(UTC).date()].append(event)
+    begin, stop = local_midnight(start, zone), local_midnight(end, zone)
+    for event in task_calendar.events_for(g.user.id, begin, stop):
+        by_day[local_date(event.start, zone)].append(event)
     return by_day
 
 
 class CalendarView(BaseView):
-    """A month and a week of the signed-in user's tasks, follow-ups and reminders (UTC), and
-    their private calendar feed link."""
+    """A month and a week of the signed-in user's tasks, follow-ups and reminders, by the days
+    of their branch's time zone, and their private calendar feed link (UTC)."""
 
     route_base = "/calendar"
     default_view = "month"
@@ -212,7 +218,7 @@ class CalendarView(BaseView):
         return self._month(feed_url=None)
 
     def _month(self, feed_url: str | None):
-        today = utcnow().date()
+        today = local_today()
         year = request.args.get("year", today.year, type=int)
         month = request.args.get("month", today.month, type=int)
         if not (1 <= month <= 12 and 1900 <= year <= 2999):
@@ -240,7 +246,7 @@ class CalendarView(BaseView):
     def week(self):
         raw = request.args.get("date")
         try:
-            day = date.fromisoformat(raw) if raw else utcnow().date()
+            day = date.fromisoformat(raw) if raw else local_today()
         except ValueError:
             abort(400, description="date must be YYYY-MM-DD.")
         monday = day - timedelta(days=day.weekday())
@@ -250,7 +256,7 @@ class CalendarView(BaseView):
             "tasks/calendar_week.html",
             title=f"Calendar: week of {monday:%d %b %Y}",
             days=days,
-            today=utcnow().date(),
+            today=local_today(),
             by_day=by_day,
             previous=(monday - timedelta(days=7)).isoformat(),
             following=(monday + timedelta(days=7)).isoformat(),

@@ -80,7 +80,7 @@ def test_admin_tops_up_manager_deposits_quotes_and_executes(page: Page, forex_wo
     expect(page.locator("#quote-rate")).to_have_text("0.91540000")
     expect(page.locator("#quote-spread")).to_have_text("50 basis points")
     expect(page.locator("#quote-buy")).to_have_text("91.54 EUR")
-    expect(page.locator("#quote-expiry")).to_contain_text("UTC")
+    expect(page.locator("#quote-expiry")).to_contain_text("IST")  # the desk's branch's zone
     with page.expect_navigation():
         page.locator("#execute").click()
     expect(page.locator(".alert-success")).to_contain_text(
