@@ -203,6 +203,10 @@ def register_views(builder: AppBuilder) -> None:
     assert not dashboards, f"dashboards without a menu entry: {sorted(dashboards)}"
     _fold_security_menu(builder, organisation)
 
+    from app.search.views import SearchView
+
+    builder.add_view_no_menu(SearchView)  # the navbar's search box
+
     # Reached from other screens (a client's page, a product's, a portfolio...), not the menu.
     builder.add_view_no_menu(OfferDeliveryView)
     builder.add_view_no_menu(ClientContactView)

@@ -272,3 +272,15 @@ def test_the_boards_stay_within_their_budget(demo, username):
         assert statements <= BOARD_BUDGET, (url, statements)
         checked += 1
     assert checked >= 1
+
+
+SEARCH_BUDGET = 8
+
+
+@pytest.mark.parametrize("query", ["a", "Sharma", "priya sharma", "@example", "98765", "#12"])
+def test_the_navbar_search_stays_within_its_budget(demo, query):
+    """One statement per kind of record, whatever the query finds."""
+    client = signed_in(demo, "admin")
+    status, statements = statements_for(client, "/search/", query_string={"q": query})
+    assert status in (200, 400)
+    assert statements <= SEARCH_BUDGET, (query, statements)
