@@ -167,7 +167,7 @@ def test_my_tasks_count_only_mine_and_the_link_opens_them(pg_app, world):
     assert count(page, "tasks", "Overdue") == 1
     assert count(page, "tasks", "Due later today") == 1
     assert [text for text, _, _ in page["tasks"]["rows"]] == ["Call Asha back", "Send the brochure"]
-    assert page["tasks"]["rows"][0][2].startswith("overdue, due 02 Dec 09:00 UTC")
+    assert page["tasks"]["rows"][0][2].startswith("overdue, due 02 Dec 2026 14:30 IST")  # Mumbai
     assert count(home_of(pg_app, agent2), "tasks", "Overdue") == 1
 
     overdue = opened(pg_app, agent, url(page, "tasks", "Overdue"))
@@ -469,3 +469,20 @@ def test_a_member_of_staff_with_two_roles_gets_both_desks_counted_the_broader_wa
     assert desk_and_review["leads"] == "own" and desk_and_review["documents"] == "all"
     assert list(desk_and_review) == ["tasks", "follow_ups", "leads", "kyc", "invoices", "documents"]
     assert sections_for(Actor(1, frozenset(), None)) == {}
+
+
+def test_today_is_the_users_day_in_their_branchs_zone():
+    """At 20:00 UTC on 6 December it is already 7 December in Sydney: a Sydney user's "today"
+    ends at Sydney's midnight, a UTC user's at UTC's."""
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    from app.home.counts import Day
+
+    now = datetime(2026, 12, 6, 20, 0, tzinfo=UTC)
+    sydney = Day(now, ZoneInfo("Australia/Sydney"))
+    assert sydney.today == date(2026, 12, 7)
+    assert sydney.end_of_today == datetime(2026, 12, 7, 13, 0, tzinfo=UTC)  # AEDT, UTC+11
+    assert sydney.monday == date(2026, 12, 7)
+    assert Day(now).today == date(2026, 12, 6)
+    assert Day(now).end_of_today == datetime(2026, 12, 7, 0, 0, tzinfo=UTC)

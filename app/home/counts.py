@@ -6,13 +6,15 @@ the aggregates are cross-joined into a single statement, read through the sessio
 applies as on every list. Pipelines that run to millions of rows (a branch's leads by status, its
 instalments) are read from the dashboards' summaries, which hold the same numbers exactly.
 
-Days are UTC days, as on every list of the application.
+Days are the user's days: "today" and "this week" begin at midnight in their branch's time
+zone (``app.core.localtime``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, case, func, select, true
 from sqlalchemy.orm import aliased
@@ -39,17 +41,20 @@ OUTSTANDING_INVOICE = ("issued", "partially_paid", "overdue")
 
 @dataclass(frozen=True)
 class Day:
-    """The moments the sections count from: now, the end of today, this week's Monday (UTC)."""
+    """The moments the sections count from: now, the end of today and this week's Monday, in
+    the user's time zone (UTC when none is given)."""
 
     now: datetime
+    zone: ZoneInfo = ZoneInfo("UTC")
 
     @property
     def today(self) -> date:
-        return self.now.astimezone(UTC).date()
+        return self.now.astimezone(self.zone).date()
 
     @property
     def end_of_today(self) -> datetime:
-        return datetime.combine(self.today + timedelta(days=1), time(), tzinfo=UTC)
+        midnight = datetime.combine(self.today + timedelta(days=1), time(), tzinfo=self.zone)
+        return midnight.astimezone(UTC)
 
     @property
     def monday(self) -> date:

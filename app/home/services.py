@@ -3,13 +3,13 @@ shows exactly its rows (the list's own ``_flt_`` filter arguments, ``app.dashboa
 the first few rows of the sections that list some (a bounded, ordered ``LIMIT``, read only when
 the section has any). The counts themselves come from ``app.home.counts``, in one statement.
 
-Times are shown in UTC, as on every list of the application.
+Times are shown in the user's branch's time zone, as on every list of the application.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from flask import url_for
@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from app.clients.models import Client
 from app.core.forms import display_choice, display_money
+from app.core.localtime import format_local, zone_label, zone_of_user
 from app.dashboards.links import EQ, IN, LT, REL, day_range, instant_range, list_url
 from app.extensions import db
 from app.home import health
@@ -96,6 +97,9 @@ class Section:
 class HomePage:
     now: datetime
     sections: list[Section]
+    zone: str = "UTC"
+    """The time zone the page's times and days are in (the user's branch's)."""
+    today: date | None = None
 
     @property
     def clear(self) -> bool:
@@ -115,7 +119,7 @@ def age(since: datetime | None, now: datetime) -> str:
 
 
 def when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%d %b %H:%M UTC") if moment else ""
+    return format_local(moment) if moment else ""
 
 
 # ---- each section as the page shows it ------------------------------------------------------
@@ -390,8 +394,8 @@ BUILDERS = {
 
 def build_home(actor: Actor, now: datetime) -> HomePage:
     """The home page of ``actor`` at ``now``: the sections their roles work, with their numbers."""
-    day = Day(now)
+    day = Day(now, zone_of_user(actor.user_id))
     wanted = sections_for(actor)
     counts = read_counts(wanted, actor, day)
     sections = [BUILDERS[key](actor, scope, day, counts) for key, scope in wanted.items()]
-    return HomePage(now, sections)
+    return HomePage(now, sections, zone_label(day.zone), day.today)
