@@ -29,6 +29,7 @@ from tests.support import api_token, make_branch, make_staff
 
 # Tables that are not business entities: no API, each for a reason a reader can check.
 NO_API = {
+    "periodic_run": "the last run of each periodic job, shown on the Admin home and the jobs page",
     "billing_number_sequence": "the per-year invoice counter, taken under a row lock",
     "kyc_expiry_alert": "once-only keys of the expiry job's alerts",
     "calendar_feed_token": "hashed secrets of ICS feed links (made and revoked on the calendar)",
