@@ -3,7 +3,7 @@
 Signs in as ``BENCH_PROFILE_USER`` (default ``bench.admin``) with the app's test client and
 requests each list ``BENCH_PROFILE_REQUESTS`` times (default 40) after three warm-up requests:
 the CPU time of the process per request (min, first quartile, median) and the wall time. The
-budget under load is about 25 ms of a worker per request (README, Benchmarks).
+budget under load is about 25 ms of a worker per request (docs/benchmarks.md).
 ``BENCH_PROFILE=<name>`` then runs cProfile over that many requests of the scenario ``name``
 and prints the top functions (``BENCH_PROFILE_SORT``, default cumulative) and writes
 ``bench-results/profile.prof``.

@@ -60,7 +60,7 @@ RUN_IMPORT = os.environ.get("BENCH_IMPORT", "1") != "0"
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 THREADS = int(os.environ.get("BENCH_THREADS", "1"))
 """gunicorn threads per worker: 1 is the sync worker; more serve with ``--worker-class
-gthread`` (see the README's Benchmarks for both measured)."""
+gthread`` (see docs/benchmarks.md for both measured)."""
 RESULTS_DIR = ROOT / "bench-results"
 ONLY = re.compile(os.environ.get("BENCH_ONLY", ""))
 """Only what matches runs (a few scenarios while working on one page); the default, all."""
@@ -596,7 +596,7 @@ def previous_results(out_dir: Path = RESULTS_DIR) -> tuple[str | None, dict[str,
 
 
 def markdown(results: list[Result], previous: dict[str, Result] | None = None) -> str:
-    """The README's table; beside each figure, in brackets, the previous run's."""
+    """The table of docs/benchmarks.md; beside each figure, in brackets, the previous run's."""
     previous = previous or {}
     lines = [
         "| scenario | target | p50 | p95 | p99 | load | statements | SQL time direct | verdict |",
