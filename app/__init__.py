@@ -7,7 +7,6 @@ Order matters: settings, database, security and views, API, CLI. Permissions are
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from flask import Flask
@@ -125,21 +124,30 @@ def _protect_forms_from_csrf(app: Flask, builder: AppBuilder) -> None:
 
 
 def _refuse_unsafe_production_settings(app: Flask) -> None:
-    import config as settings
+    """Refuse to start in production with a missing, weak or published secret
+    (app.core.config_check); log each other unsafe setting. ``flask crm check-config`` and
+    ``flask crm make-env`` still run, to say what is wrong or make new secrets."""
+    from app.core.config_check import UNSAFE, check_settings, refusal_message, settings_from_config
 
     if app.config.get("CRM_ENV") != "production":
         return
-    if app.config.get("SECRET_KEY") in (None, "", settings.DEFAULT_SECRET_KEY):
-        raise RuntimeError(
-            "SECRET_KEY is the development default; set a random SECRET_KEY of 32+ bytes "
-            "before running FinCRM in production."
-        )
-    if len(app.config["SECRET_KEY"]) < 32:
-        raise RuntimeError("SECRET_KEY must be at least 32 characters in production.")
-    if not app.config.get("CRM_ENCRYPTION_KEYS") or not app.config.get("CRM_LOOKUP_HASH_KEY"):
-        raise RuntimeError(
-            "CRM_ENCRYPTION_KEYS and CRM_LOOKUP_HASH_KEY must be set in production "
-            "(PII is encrypted with them)."
-        )
-    if os.environ.get("DATABASE_URL") is None:
-        log.warning("production mode without DATABASE_URL: using SQLite under instance/")
+    problems = check_settings(settings_from_config(app.config))
+    message = refusal_message(problems)
+    if message and not _running_config_command():
+        raise RuntimeError(message)
+    for problem in problems:
+        if problem.level == UNSAFE:
+            log.warning("production setting %s %s", problem.setting, problem.message)
+
+
+def _running_config_command() -> bool:
+    """Whether this process is `flask ... crm check-config` or `flask ... crm make-env`."""
+    import sys
+
+    from app.core.config_cli import COMMAND_NAMES
+
+    args = sys.argv[1:]
+    return any(
+        arg == "crm" and i + 1 < len(args) and args[i + 1] in COMMAND_NAMES
+        for i, arg in enumerate(args)
+    )

@@ -207,3 +207,7 @@ def _add_api_key_commands() -> None:
 
 
 _add_api_key_commands()
+
+from app.core.config_cli import add_config_commands  # noqa: E402
+
+add_config_commands(crm_cli)
