@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app run
 
-.PHONY: run test services install lint format clean worker bench
+.PHONY: run test services install lint lint-deploy format clean worker bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ run: $(STAMP)
 services:
 	./scripts/ensure-services.sh
 
-test: $(STAMP) services
+test: $(STAMP) services lint-deploy
 	$(BIN)/pytest
 
 # Not part of `make test`: fills the PostgreSQL database fincrm_bench (skipped when already filled
@@ -42,6 +42,11 @@ worker: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The Dockerfile (hadolint) and docker-compose.yml (the compose specification's schema).
+lint-deploy: $(STAMP)
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
 format: $(STAMP)
 	$(BIN)/ruff format .
