@@ -184,3 +184,26 @@ def test_make_env_keys_are_fresh_and_valid():
     assert first != second
     values = dict(line.split("=", 1) for line in first.splitlines() if "=" in line)
     Fernet(values["CRM_ENCRYPTION_KEYS"].encode())
+
+
+def test_check_config_runs_where_the_app_refuses_to_start(tmp_path):
+    """In production without secrets the app refuses to start, but check-config still runs."""
+    import subprocess
+    import sys
+
+    keep = ("PATH", "HOME", "LANG")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update(CRM_ENV="production", CRM_INSTANCE_DIR=str(tmp_path))
+    flask = [sys.executable, "-m", "flask", "--app", "run", "crm"]
+    result = subprocess.run(
+        [*flask, "check-config"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1, result.stderr
+    for setting in ("SECRET_KEY", "CRM_ENCRYPTION_KEYS", "CRM_LOOKUP_HASH_KEY", "REDIS_URL"):
+        assert f": {setting}: " in result.stderr
+    assert "fincrm-development-key" not in result.stderr + result.stdout
+    refused = subprocess.run(
+        [*flask, "init"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode != 0
+    assert "refuses to start in production" in refused.stderr
