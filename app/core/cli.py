@@ -207,3 +207,13 @@ def _add_api_key_commands() -> None:
 
 
 _add_api_key_commands()
+
+
+def _add_backup_commands() -> None:
+    from app.core.backup_cli import backup_command, restore_command
+
+    crm_cli.add_command(backup_command)
+    crm_cli.add_command(restore_command)
+
+
+_add_backup_commands()
