@@ -179,11 +179,11 @@ def _table_counts(connection) -> dict[str, int]:
 
 
 def _scalar_or_none(connection, sql: str) -> Any:
-    try:
-        with connection.begin_nested():
-            return connection.execute(text(sql)).scalar()
-    except Exception:  # the table does not exist (an empty database)
+    """The query's value, or None when its table does not exist (an empty database)."""
+    table = sql.split(" FROM ", 1)[1].split()[0]
+    if not inspect(connection).has_table(table):
         return None
+    return connection.execute(text(sql)).scalar()
 
 
 def _list_storage(storage) -> list[str]:
@@ -473,7 +473,10 @@ def restore_backup(path: str) -> dict[str, Any]:
             f"restored audit log is broken at seq {report.first_bad_seq}: {report.reason}"
         )
     if last_hash != manifest["last_audit_hash"]:
-        raise BackupError("restored audit log does not end with the backup's last entry")
+        raise BackupError(
+            f"restored audit log does not end with the backup's last entry "
+            f"({last_hash} != {manifest['last_audit_hash']})"
+        )
     detail = (
         f"restored {path} (made {manifest['created_at']}): "
         f"{sum(counts.values())} rows, {len(manifest['documents'])} files, audit chain of "
@@ -548,6 +551,6 @@ def scheduled_backup() -> str:
         else str(Path(destination) / name)
     )
     result = create_backup(target)
-    removed = remove_old_backups(destination, int(config.get("CRM_BACKUP_KEEP_DAYS") or 30), now)
+    removed = remove_old_backups(destination, int(config.get("CRM_BACKUP_KEEP_DAYS") or 14), now)
     log.info("backup retention removed %d old backup(s)", len(removed))
     return f"{result.path}; removed {len(removed)} old backup(s)"
