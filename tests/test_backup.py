@@ -283,3 +283,23 @@ def test_chunks_detect_reordering_and_dropping():
     only_first_two = body[: head + 2 * chunk]
     with pytest.raises(backup.BackupError, match="truncated"):
         backup.decrypt_stream(io.BytesIO(only_first_two), io.BytesIO(), b"k" * 32)
+
+
+def test_an_s3_destination_gets_the_nightly_backup_and_restore_reads_it(
+    source, target, s3_endpoint, monkeypatch
+):
+    aws_test_credentials(monkeypatch)
+    bucket = f"backups-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setitem(source.config, "S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setitem(source.config, "CRM_BACKUP_DIR", f"s3://{bucket}/nightly")
+    with source.app_context():
+        client = backup._s3_client_for_backups()
+        client.create_bucket(Bucket=bucket)
+        old = "nightly/" + backup._destination_name(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        client.put_object(Bucket=bucket, Key=old, Body=b"an old archive")
+        result = backup.scheduled_backup()
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert len(keys) == 1 and keys[0] != old and "removed 1 old backup" in result
+    done = invoke(target, "restore", f"s3://{bucket}/{keys[0]}")
+    assert done.exit_code == 0, done.output
+    assert _files(target) == _files(source)
