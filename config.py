@@ -203,7 +203,7 @@ class Config:
     # unset: no nightly backup) and how many days its archives are kept (the newest always is).
     CRM_BACKUP_KEY = os.environ.get("CRM_BACKUP_KEY") or None
     CRM_BACKUP_DIR = os.environ.get("CRM_BACKUP_DIR") or None
-    CRM_BACKUP_KEEP_DAYS = int(os.environ.get("CRM_BACKUP_KEEP_DAYS", 30))
+    CRM_BACKUP_KEEP_DAYS = int(os.environ.get("CRM_BACKUP_KEEP_DAYS", 14))
 
     @property
     def is_production(self) -> bool:
