@@ -198,6 +198,13 @@ class Config:
     # Key of the look-up hashes beside encrypted identifiers; never rotated with the above.
     CRM_LOOKUP_HASH_KEY = os.environ.get("CRM_LOOKUP_HASH_KEY") or None
 
+    # Backups (docs/backup.md): the archive key (urlsafe base64 of 32 bytes; outside production
+    # one derived from SECRET_KEY), where the nightly job writes (a folder or s3://bucket/prefix;
+    # unset: no nightly backup) and how many days its archives are kept (the newest always is).
+    CRM_BACKUP_KEY = os.environ.get("CRM_BACKUP_KEY") or None
+    CRM_BACKUP_DIR = os.environ.get("CRM_BACKUP_DIR") or None
+    CRM_BACKUP_KEEP_DAYS = int(os.environ.get("CRM_BACKUP_KEEP_DAYS", 14))
+
     @property
     def is_production(self) -> bool:
         return self.CRM_ENV == "production"

@@ -211,3 +211,13 @@ _add_api_key_commands()
 from app.core.config_cli import add_config_commands  # noqa: E402
 
 add_config_commands(crm_cli)
+
+
+def _add_backup_commands() -> None:
+    from app.core.backup_cli import backup_command, restore_command
+
+    crm_cli.add_command(backup_command)
+    crm_cli.add_command(restore_command)
+
+
+_add_backup_commands()

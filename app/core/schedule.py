@@ -67,6 +67,10 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob(
         "export-cleanup", "app.exports.jobs.remove_expired_exports", HOUR, "reports", 40 * MINUTE
     ),
+    # The nightly backup at 01:30 UTC into CRM_BACKUP_DIR, with its retention (docs/backup.md).
+    PeriodicJob(
+        "backup", "app.core.backup.scheduled_backup", DAY, "default", HOUR + 30 * MINUTE, 3600
+    ),
 )
 
 BY_NAME = {job.name: job for job in PERIODIC_JOBS}
