@@ -70,6 +70,18 @@ def run_scheduler(connection, queues: list[str], ensure_every: float, interval: 
     return 0
 
 
+def _preload_app() -> None:
+    """Build the app once, before RQ forks a work horse per job: each job then starts in
+    milliseconds instead of building the app again (about 2 s). No database connection is
+    carried into the forks: the pool is emptied after the build."""
+    from app.core.jobs import worker_app
+    from app.extensions import db
+
+    app = worker_app()
+    with app.app_context():
+        db.engine.dispose()
+
+
 def main(argv: list[str]) -> int:
     url = os.environ.get("REDIS_URL")
     if not url:
@@ -101,6 +113,7 @@ def main(argv: list[str]) -> int:
         _print_schedule(ensure_schedule(connection))
     if schedule_only:
         return 0
+    _preload_app()
     worker = Worker(queues, connection=connection)
     print(f"FinCRM worker on {url} listening to: {', '.join(queues)}", flush=True)
     worker.work(with_scheduler=not no_scheduler, burst=burst)
