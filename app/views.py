@@ -19,6 +19,7 @@ def register_views(builder: AppBuilder) -> None:
     import app.lending.events  # noqa: F401  (loans on client timelines and calendars)
     import app.lending.models  # noqa: F401
     import app.loyalty.models  # noqa: F401
+    import app.payments.models  # noqa: F401  (payment links, provider events, parked credits)
     from app.audit.views import AuditLogApi, AuditLogView
     from app.billing.api import BillingProductApi, ContractApi, InvoiceApi, QuotationApi
     from app.billing.views import (
