@@ -268,3 +268,28 @@ def test_stripe_signature_matches_a_vector_computed_with_hmac(app, monkeypatch):
         "INR",
         7,
     )
+
+
+def test_api_payment_link_for_an_invoice_needs_repay(app, client, gateway):
+    from tests.support import api_token
+
+    manager = make_staff("Manager", make_branch(tz="UTC"))
+    agent = make_staff("Agent", make_branch(tz="UTC"))
+    invoice = issued_invoice(make_client(agent=None))
+    invoice.client.branch_id = manager.branch_id
+    db.session.commit()
+    invoice_id, manager_name, agent_name = invoice.id, manager.user.username, agent.user.username
+    db.session.rollback()
+    denied = client.post(
+        f"/api/v1/invoice/{invoice_id}/payment-link",
+        json={},
+        headers={"Authorization": f"Bearer {api_token(client, agent_name)}"},
+    )
+    assert denied.status_code in (403, 404)
+    made = client.post(
+        f"/api/v1/invoice/{invoice_id}/payment-link",
+        json={},
+        headers={"Authorization": f"Bearer {api_token(client, manager_name)}"},
+    )
+    assert made.status_code == 201, made.json
+    assert made.json["amount"] == "1195.82" and made.json["url"].startswith(gateway.base_url)

@@ -22,6 +22,8 @@ from typing import Any, Protocol
 import requests
 from flask import current_app
 
+from app.core.errors import DomainError
+
 CENT = Decimal("0.01")
 
 
@@ -38,8 +40,10 @@ class EventUnreadable(Exception):
     """A correctly signed body that is not an event this provider sends."""
 
 
-class ProviderUnavailable(Exception):
+class ProviderUnavailable(DomainError):
     """The provider could not be reached, or refused to create the link."""
+
+    status = 503
 
 
 @dataclass(frozen=True)

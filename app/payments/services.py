@@ -70,6 +70,19 @@ def _open_link(intent: PaymentIntent, description: str) -> PaymentIntent:
     return intent
 
 
+def intent_json(intent: PaymentIntent) -> dict[str, Any]:
+    return {
+        "id": intent.id,
+        "provider": intent.provider,
+        "reference": intent.provider_reference,
+        "url": intent.url,
+        "purpose": intent.purpose,
+        "amount": str(intent.amount),
+        "currency": intent.currency,
+        "status": intent.status,
+    }
+
+
 def link_for_invoice(invoice_id: Any) -> PaymentIntent:
     """A link for an issued invoice's balance due."""
     from app.billing.models import OPEN_INVOICE_STATUSES
