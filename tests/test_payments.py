@@ -293,3 +293,20 @@ def test_api_payment_link_for_an_invoice_needs_repay(app, client, gateway):
     )
     assert made.status_code == 201, made.json
     assert made.json["amount"] == "1195.82" and made.json["url"].startswith(gateway.base_url)
+
+
+def test_invoice_page_makes_a_payment_link(app, client, gateway):
+    from tests.support import login
+
+    manager = make_staff("Manager", make_branch(tz="UTC"))
+    invoice = issued_invoice(make_client(agent=None))
+    invoice.client.branch_id = manager.branch_id
+    db.session.commit()
+    invoice_id, name = invoice.id, manager.user.username
+    db.session.rollback()
+    login(client, name)
+    page = client.get(f"/invoiceview/show/{invoice_id}")
+    assert b"payment-link" in page.data
+    done = client.post(f"/invoiceview/payment-link/{invoice_id}", follow_redirects=True)
+    assert done.status_code == 200 and gateway.base_url.encode() in done.data
+    assert count(PaymentIntent) == 1
