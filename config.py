@@ -189,6 +189,18 @@ class Config:
     CRM_LOYALTY_POINTS_PER_UNIT = int(os.environ.get("CRM_LOYALTY_POINTS_PER_UNIT", 1))
     CRM_LOYALTY_UNIT_AMOUNT = os.environ.get("CRM_LOYALTY_UNIT_AMOUNT", "100.00")
     CRM_TASK_REMINDER_MINUTES = int(os.environ.get("CRM_TASK_REMINDER_MINUTES", 60))
+    # Payment links and webhooks (docs/payments.md): the provider ("test", FinCRM's local
+    # gateway, or "stripe"), its API secret, the webhook signing secret, its API's base URL,
+    # and how far a webhook's signed timestamp may be from now before it is refused as stale.
+    CRM_PAYMENT_PROVIDER = os.environ.get("CRM_PAYMENT_PROVIDER", "test")
+    CRM_PAYMENT_SECRET_KEY = os.environ.get("CRM_PAYMENT_SECRET_KEY", "")
+    CRM_PAYMENT_WEBHOOK_SECRET = os.environ.get("CRM_PAYMENT_WEBHOOK_SECRET", "")
+    CRM_PAYMENT_BASE_URL = os.environ.get("CRM_PAYMENT_BASE_URL", "http://127.0.0.1:8765")
+    CRM_PAYMENT_TOLERANCE_SECONDS = int(os.environ.get("CRM_PAYMENT_TOLERANCE_SECONDS", 300))
+    CRM_PAYMENT_TIMEOUT = float(os.environ.get("CRM_PAYMENT_TIMEOUT", 10))
+    CRM_PAYMENT_WEBHOOK_RATE_LIMIT = os.environ.get(
+        "CRM_PAYMENT_WEBHOOK_RATE_LIMIT", "120 per minute"
+    )
     # Retention: lost leads untouched this long are anonymised by the nightly job.
     CRM_RETENTION_LOST_LEAD_DAYS = int(os.environ.get("CRM_RETENTION_LOST_LEAD_DAYS", 7 * 365))
 

@@ -19,6 +19,7 @@ def register_views(builder: AppBuilder) -> None:
     import app.lending.events  # noqa: F401  (loans on client timelines and calendars)
     import app.lending.models  # noqa: F401
     import app.loyalty.models  # noqa: F401
+    import app.payments.models  # noqa: F401  (payment links, provider events, parked credits)
     from app.audit.views import AuditLogApi, AuditLogView
     from app.billing.api import BillingProductApi, ContractApi, InvoiceApi, QuotationApi
     from app.billing.views import (
@@ -257,6 +258,16 @@ def register_views(builder: AppBuilder) -> None:
         lambda: current_app.config.get("CRM_ENQUIRY_RATE_LIMIT", "5 per minute"), methods=["POST"]
     )(public_leads)
     current_app.register_blueprint(public_leads)
+    from app.extensions import csrf
+    from app.payments.webhooks import payment_webhooks
+
+    # Payment providers' webhooks: signed, not signed in; throttled per address all the same.
+    builder.sm.limiter.limit(
+        lambda: current_app.config.get("CRM_PAYMENT_WEBHOOK_RATE_LIMIT", "120 per minute"),
+        methods=["POST"],
+    )(payment_webhooks)
+    csrf.exempt(payment_webhooks)
+    current_app.register_blueprint(payment_webhooks)
     from app.core.health import health
 
     # Liveness and readiness probes: no sign-in, no session, no secrets in the answer.

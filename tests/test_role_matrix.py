@@ -37,6 +37,7 @@ PUBLIC_ENDPOINTS = {
     "public_leads.enquire",  # the public enquiry form (CSRF, honeypot, rate limit)
     "health.liveness",  # probes: no sign-in, no data (tests/test_health.py)
     "health.readiness",
+    "payment_webhooks.payment_event",  # provider webhooks: the signature is the credential
 }
 URL_VALUES = {
     "pk": "0",

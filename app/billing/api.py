@@ -280,11 +280,22 @@ class InvoiceApi(ServiceModelRestApi):
         "issue": DECIDE,
         "void": DECIDE,
         "payment": REPAY,
+        "payment_link": REPAY,
         "pdf": "read",
     }
     base_permissions = INVOICE_PERMISSIONS
     allow_browser_login = True
-    include_route_methods = {"get", "get_list", "info", "post", "issue", "void", "payment", "pdf"}
+    include_route_methods = {
+        "get",
+        "get_list",
+        "info",
+        "post",
+        "issue",
+        "void",
+        "payment",
+        "payment_link",
+        "pdf",
+    }
     list_columns = show_columns = INVOICE_COLUMNS
     search_columns = ["number", "status", "client_id", "due_date"]
     order_columns = ["id", "number", "due_date", "total"]
@@ -366,6 +377,23 @@ class InvoiceApi(ServiceModelRestApi):
             },
             201,
         )
+
+    @expose("/<int:pk>/payment-link", methods=["POST"])
+    @protect()
+    @safe
+    def payment_link(self, pk: int):
+        """A payment link for an issued invoice's balance due (docs/payments.md).
+        ---
+        post:
+          responses:
+            201: {description: the link (url, amount, currency, status)}
+            404: {$ref: '#/components/responses/404'}
+            409: {description: nothing is due}
+            503: {description: the payment provider did not answer}
+        """
+        from app.payments import services as payments
+
+        return self.run_workflow(lambda: payments.link_for_invoice(pk), payments.intent_json, 201)
 
     @expose("/<int:pk>/pdf", methods=["GET"])
     @protect()

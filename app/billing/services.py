@@ -537,6 +537,25 @@ def record_payment(pk: int, data: Mapping[str, Any], today: date | None = None) 
     return payment
 
 
+def refund_payment(payment_id: int, reason: str, today: date | None = None):
+    """Money paid back on a payment: its ledger entry is reversed and the invoice owes that
+    amount again (issued, or partially paid). Refused when the entry was already reversed."""
+    today = today or _today()
+    payment = db.session.get(Payment, payment_id)
+    if payment is None or payment.journal_entry_id is None:
+        raise NotFound("no such payment.")
+    invoice = get_invoice(payment.invoice_id, lock=True)
+    entry = ledger.reverse(payment.journal_entry_id, max(today, payment.paid_on), reason)
+    invoice.amount_paid = invoice.amount_paid - payment.amount
+    invoice.status = "issued" if invoice.amount_paid == 0 else "partially_paid"
+    record_event(
+        "refund",
+        invoice,
+        f"{invoice.number}: {payment.amount} refunded ({reason}), balance {invoice.balance_due}",
+    )
+    return entry
+
+
 # ---- contracts --------------------------------------------------------------------------------
 
 CONTRACT_MOVES = {

@@ -309,6 +309,7 @@ class InvoiceView(_LinedDocumentView):
         "issue": DECIDE,
         "void": DECIDE,
         "payment": REPAY,
+        "payment_link": REPAY,
         "add_line": "write",
         "remove_line": "write",
         "pdf": "read",
@@ -417,6 +418,17 @@ class InvoiceView(_LinedDocumentView):
             lambda p: (
                 f"Payment of {p.amount:,.2f} recorded; balance due {p.invoice.balance_due:,.2f}."
             ),
+        )
+
+    @expose("/payment-link/<int:pk>", methods=["POST"])
+    @has_access
+    def payment_link(self, pk: int):
+        from app.payments.services import link_for_invoice
+
+        return self._act(
+            pk,
+            lambda: link_for_invoice(pk),
+            lambda link: f"Payment link for {link.amount:,.2f} {link.currency}: {link.url}",
         )
 
 

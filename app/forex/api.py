@@ -61,9 +61,14 @@ class WalletApi(_ActionApi):
     resource_name = "wallet"
     datamodel = CrmSQLAInterface(Wallet)
     class_permission_name = "Wallet"
-    method_permission_name = {**API_METHOD_ACTIONS, "deposit": REPAY, "withdraw": REPAY}
+    method_permission_name = {
+        **API_METHOD_ACTIONS,
+        "deposit": REPAY,
+        "withdraw": REPAY,
+        "payment_link": REPAY,
+    }
     base_permissions = WALLET_PERMISSIONS
-    include_route_methods = {"get", "get_list", "info", "deposit", "withdraw"}
+    include_route_methods = {"get", "get_list", "info", "deposit", "withdraw", "payment_link"}
     list_columns = show_columns = ["id", "client_id", "currency", "balance", "created_at"]
     search_columns = ["client_id", "currency"]
 
@@ -80,6 +85,27 @@ class WalletApi(_ActionApi):
             422: {description: a bad amount}
         """
         return self.run_workflow(lambda: wallets.deposit(pk, json_body()), _wallet_json)
+
+    @expose("/<int:pk>/payment-link", methods=["POST"])
+    @protect()
+    @safe
+    def payment_link(self, pk: int):
+        """A payment link for a top-up of the wallet (``{"amount": "250.00"}``) (docs/payments.md).
+        ---
+        post:
+          responses:
+            201: {description: the link (url, amount, currency, status)}
+            404: {$ref: '#/components/responses/404'}
+            409: {description: nothing is due}
+            503: {description: the payment provider did not answer}
+        """
+        from app.payments import services as payments
+
+        return self.run_workflow(
+            lambda: payments.link_for_wallet_top_up(pk, json_body().get("amount")),
+            payments.intent_json,
+            201,
+        )
 
     @expose("/<int:pk>/withdraw", methods=["POST"])
     @protect()

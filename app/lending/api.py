@@ -78,6 +78,7 @@ class LoanApplicationApi(ServiceModelRestApi):
         "repayment": REPAY,
         "fee": DECIDE,
         "pay_fee": REPAY,
+        "payment_link": REPAY,
     }
     base_permissions = APPLICATION_PERMISSIONS
     prepare = staticmethod(services.prepare_edit)
@@ -93,6 +94,7 @@ class LoanApplicationApi(ServiceModelRestApi):
         "repayment",
         "fee",
         "pay_fee",
+        "payment_link",
     }
 
     list_columns = APPLICATION_COLUMNS
@@ -183,6 +185,25 @@ class LoanApplicationApi(ServiceModelRestApi):
                 "journal_entry_id": r.journal_entry_id,
             },
             201,
+        )
+
+    @expose("/<int:pk>/payment-link", methods=["POST"])
+    @protect()
+    @safe
+    def payment_link(self, pk: int):
+        """A payment link for the loan's next instalment still due (docs/payments.md).
+        ---
+        post:
+          responses:
+            201: {description: the link (url, amount, currency, status)}
+            404: {$ref: '#/components/responses/404'}
+            409: {description: nothing is due}
+            503: {description: the payment provider did not answer}
+        """
+        from app.payments import services as payments
+
+        return self.run_workflow(
+            lambda: payments.link_for_instalment(pk), payments.intent_json, 201
         )
 
     @expose("/<int:pk>/note", methods=["POST"])

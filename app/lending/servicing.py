@@ -257,6 +257,25 @@ def record_repayment(
     return repayment
 
 
+def reverse_repayment(repayment_id: int, reason: str) -> object:
+    """Undo a repayment (money paid back): its entry is reversed and what it paid on each
+    instalment is owed again. Refused when the entry was already reversed."""
+    repayment = db.session.get(LoanRepayment, repayment_id)
+    if repayment is None or repayment.journal_entry_id is None:
+        raise NotFound("no such repayment.")
+    application = _locked_application(repayment.application)
+    today = branch_today(application)
+    entry = ledger.reverse(repayment.journal_entry_id, max(today, repayment.received_on), reason)
+    for allocation in repayment.allocations:
+        instalment = db.session.get(LoanInstalment, allocation.instalment_id)
+        instalment.paid_interest -= allocation.interest
+        instalment.paid_principal -= allocation.principal
+        instalment.status = _instalment_status(instalment, today)
+        if instalment.status != "paid":
+            instalment.paid_on = None
+    return entry
+
+
 # ---- fees ----
 
 
