@@ -123,6 +123,7 @@ def good_production(monkeypatch, app) -> dict[str, str]:
         "SECRET_KEY": "s" * 8 + os.urandom(24).hex(),
         "CRM_ENCRYPTION_KEYS": [Fernet.generate_key().decode()],
         "CRM_LOOKUP_HASH_KEY": os.urandom(24).hex(),
+        "CRM_BACKUP_KEY": Fernet.generate_key().decode(),
         "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg2://fincrm:pw@db:5432/fincrm",
         "REDIS_URL": "redis://redis:6379/0",
         "RATELIMIT_STORAGE_URI": "redis://redis:6379/1",
@@ -150,6 +151,8 @@ def test_check_config_passes_a_good_configuration(app, monkeypatch):
         ("CRM_ENCRYPTION_KEYS", ["not-a-fernet-key-at-all"], "CRM_ENCRYPTION_KEYS"),
         ("CRM_ENCRYPTION_KEYS", [], "CRM_ENCRYPTION_KEYS"),
         ("CRM_LOOKUP_HASH_KEY", "tooshortlookupkey", "CRM_LOOKUP_HASH_KEY"),
+        ("CRM_BACKUP_KEY", None, "CRM_BACKUP_KEY"),
+        ("CRM_BACKUP_KEY", "not-base64-of-32-bytes", "CRM_BACKUP_KEY"),
         ("SQLALCHEMY_DATABASE_URI", "sqlite:////srv/fincrm.db", "DATABASE_URL"),
         ("REDIS_URL", None, "REDIS_URL"),
         ("RATELIMIT_STORAGE_URI", "memory://", "RATELIMIT_STORAGE_URI"),
@@ -184,6 +187,11 @@ def test_make_env_keys_are_fresh_and_valid():
     assert first != second
     values = dict(line.split("=", 1) for line in first.splitlines() if "=" in line)
     Fernet(values["CRM_ENCRYPTION_KEYS"].encode())
+    # The backup key is one the backup code accepts, and differs from the PII key.
+    from app.core.backup import backup_key
+
+    assert len(backup_key({"CRM_BACKUP_KEY": values["CRM_BACKUP_KEY"]})) == 32
+    assert values["CRM_BACKUP_KEY"] != values["CRM_ENCRYPTION_KEYS"]
 
 
 def test_check_config_runs_where_the_app_refuses_to_start(tmp_path):

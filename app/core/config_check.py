@@ -41,6 +41,7 @@ SECRET_SETTINGS = (
     "SECRET_KEY",
     "CRM_ENCRYPTION_KEYS",
     "CRM_LOOKUP_HASH_KEY",
+    "CRM_BACKUP_KEY",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "POSTGRES_PASSWORD",
@@ -237,11 +238,30 @@ def _check_redirect_hosts(settings: Mapping[str, Any]) -> Iterable[Problem]:
         )
 
 
+def _check_backup_key(settings: Mapping[str, Any]) -> Iterable[Problem]:
+    import base64
+    import binascii
+
+    value = _text(settings, "CRM_BACKUP_KEY")
+    if not value:
+        yield Problem(
+            "CRM_BACKUP_KEY", UNSAFE, "not set; backups (flask crm backup, the nightly job) refuse"
+        )
+        return
+    try:
+        length = len(base64.urlsafe_b64decode(value.encode()))
+    except (binascii.Error, ValueError):
+        length = 0
+    if length != 32 and not _is_placeholder(value):
+        yield Problem("CRM_BACKUP_KEY", UNSAFE, "must be urlsafe base64 of 32 bytes (make-env)")
+
+
 RULES = (
     _check_environment,
     _check_secret_key,
     _check_encryption_keys,
     _check_lookup_key,
+    _check_backup_key,
     _check_placeholders,
     _check_database,
     _check_redis,
@@ -272,6 +292,7 @@ def settings_from_config(
         "SECRET_KEY": config.get("SECRET_KEY"),
         "CRM_ENCRYPTION_KEYS": _text(config, "CRM_ENCRYPTION_KEYS"),
         "CRM_LOOKUP_HASH_KEY": config.get("CRM_LOOKUP_HASH_KEY"),
+        "CRM_BACKUP_KEY": config.get("CRM_BACKUP_KEY"),
         "DATABASE_URL": config.get("SQLALCHEMY_DATABASE_URI"),
         "REDIS_URL": config.get("REDIS_URL"),
         "RATELIMIT_STORAGE_URI": config.get("RATELIMIT_STORAGE_URI"),
@@ -314,6 +335,8 @@ def make_env(host: str = "localhost") -> str:
         ("SECRET_KEY", token()),
         ("CRM_ENCRYPTION_KEYS", Fernet.generate_key().decode()),
         ("CRM_LOOKUP_HASH_KEY", token()),
+        # The key of the backup archives (`flask crm backup`); keep a copy away from them.
+        ("CRM_BACKUP_KEY", Fernet.generate_key().decode()),
         ("POSTGRES_PASSWORD", token(24)),
         ("AWS_ACCESS_KEY_ID", "fincrm-" + secrets.token_hex(8)),
         ("AWS_SECRET_ACCESS_KEY", token(30)),
