@@ -48,6 +48,9 @@ class Config:
     )
     SQLALCHEMY_TRACK_MODIFICATIONS = False
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # A read replica of that database (same engine): dashboard figures, report builds and
+    # export rows read it; everything else reads and writes the primary (app/core/replica.py).
+    CRM_READ_REPLICA_URL = os.environ.get("CRM_READ_REPLICA_URL") or None
 
     # Queue: no REDIS_URL means jobs run inline in the process that enqueues them.
     REDIS_URL = os.environ.get("REDIS_URL") or None
@@ -105,6 +108,9 @@ class Config:
     STORAGE_LOCAL_ROOT = os.environ.get("STORAGE_LOCAL_ROOT", str(INSTANCE_DIR / "files"))
     S3_BUCKET = os.environ.get("S3_BUCKET", "fincrm")
     S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL") or None
+    # Where browsers reach the same S3 service when the app reaches it by an internal name
+    # (compose's http://s3:9000): download links are signed for this address.
+    S3_PUBLIC_ENDPOINT_URL = os.environ.get("S3_PUBLIC_ENDPOINT_URL") or None
     S3_REGION = os.environ.get("S3_REGION", "us-east-1")
     CRM_MAX_UPLOAD_BYTES = int(os.environ.get("CRM_MAX_UPLOAD_BYTES", 10 * 1024 * 1024))
     # Largest lead import file (CSV or XLSX); below MAX_CONTENT_LENGTH so the message is ours.

@@ -28,6 +28,9 @@ def create_app(config: object | None = None) -> Flask:
     _refuse_unsafe_production_settings(app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
+    from app.core.replica import replica_binds
+
+    replica_binds(app.config)
     with app.app_context():
         db.init_app(app)
         migrate.init_app(

@@ -12,8 +12,11 @@ from flask_appbuilder.models.sqla.base import SQLA
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 
+from app.core.replica import RoutingSession
+
 # One metadata for FAB's ab_* tables and ours, so Alembic sees the whole schema.
-db = SQLA(model_class=Model)
+# Its sessions send dashboard and export reads to a read replica when one is set (app/core/replica.py).
+db = SQLA(model_class=Model, session_options={"class_": RoutingSession})
 migrate = Migrate()
 # Every form POST needs a CSRF token. JSON APIs are exempt: they take only application/json
 # (which a cross-site form cannot send) and bearer tokens or API keys.

@@ -422,3 +422,34 @@ def test_get_storage_is_separate_for_each_app(tmp_path):
     assert first is not second
     assert first.root.name == "one"
     assert second.root.name == "two"
+
+
+def test_download_links_are_signed_for_the_public_s3_address(s3_endpoint, monkeypatch):
+    """The app reaches S3 by an internal name (compose's ``http://s3:9000``); the browser by
+    ``S3_PUBLIC_ENDPOINT_URL``. The link names the public address, its signature is valid for
+    that host, and the file downloads through it; uploads still go to the internal address."""
+    aws_test_credentials(monkeypatch)
+    internal = urlsplit(s3_endpoint)
+    public = f"http://localhost:{internal.port}"
+    storage = storage_from_config(
+        {
+            "STORAGE_BACKEND": "s3",
+            "S3_BUCKET": f"test-{uuid.uuid4().hex[:16]}",
+            "S3_ENDPOINT_URL": s3_endpoint,
+            "S3_PUBLIC_ENDPOINT_URL": public,
+        }
+    )
+    storage.ensure_bucket()
+    storage.put(KEY, DATA, "application/pdf")
+
+    url = storage.download_url(KEY, "PAN card.pdf", "application/pdf", 300)
+
+    assert urlsplit(url).netloc == f"localhost:{internal.port}"
+    assert storage.client.meta.endpoint_url == s3_endpoint
+    assert _sigv4_signature(url) == _query(url)["X-Amz-Signature"]
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.read() == DATA
+    internal_link = storage_from_config(
+        {"STORAGE_BACKEND": "s3", "S3_BUCKET": storage.bucket, "S3_ENDPOINT_URL": s3_endpoint}
+    ).download_url(KEY, "PAN card.pdf", "application/pdf", 300)
+    assert urlsplit(internal_link).netloc == internal.netloc

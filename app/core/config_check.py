@@ -48,7 +48,13 @@ SECRET_SETTINGS = (
 )
 """Settings whose values are secrets: never printed, and refused when a placeholder."""
 
-PLACEHOLDER_CHECKED = (*SECRET_SETTINGS, "DATABASE_URL", "REDIS_URL", "RATELIMIT_STORAGE_URI")
+PLACEHOLDER_CHECKED = (
+    *SECRET_SETTINGS,
+    "DATABASE_URL",
+    "CRM_READ_REPLICA_URL",
+    "REDIS_URL",
+    "RATELIMIT_STORAGE_URI",
+)
 """Settings checked for placeholders (a URL may carry a password)."""
 
 EXTERNAL_SETTINGS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
@@ -172,6 +178,18 @@ def _check_database(settings: Mapping[str, Any]) -> Iterable[Problem]:
         )
     elif not value.startswith(("postgresql://", "postgres://", "postgresql+psycopg2://")):
         yield Problem("DATABASE_URL", UNSAFE, "is not a PostgreSQL URL (postgresql://...)")
+    replica = _text(settings, "CRM_READ_REPLICA_URL")
+    if replica and _engine_of(replica) != _engine_of(value):
+        yield Problem(
+            "CRM_READ_REPLICA_URL",
+            UNSAFE,
+            "is not on the same database engine as DATABASE_URL (a replica of it is)",
+        )
+
+
+def _engine_of(url: str) -> str:
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    return "postgresql" if scheme == "postgres" else scheme
 
 
 def _check_redis(settings: Mapping[str, Any]) -> Iterable[Problem]:
@@ -294,6 +312,7 @@ def settings_from_config(
         "CRM_LOOKUP_HASH_KEY": config.get("CRM_LOOKUP_HASH_KEY"),
         "CRM_BACKUP_KEY": config.get("CRM_BACKUP_KEY"),
         "DATABASE_URL": config.get("SQLALCHEMY_DATABASE_URI"),
+        "CRM_READ_REPLICA_URL": config.get("CRM_READ_REPLICA_URL"),
         "REDIS_URL": config.get("REDIS_URL"),
         "RATELIMIT_STORAGE_URI": config.get("RATELIMIT_STORAGE_URI"),
         "STORAGE_BACKEND": config.get("STORAGE_BACKEND"),

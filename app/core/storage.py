@@ -260,6 +260,7 @@ class S3Storage(Storage):
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
         max_attempts: int = 3,
+        public_endpoint_url: str | None = None,
     ) -> None:
         if not bucket:
             raise ValueError("an S3 bucket name is required")
@@ -267,6 +268,13 @@ class S3Storage(Storage):
         self.region = region
         self.client = client or _s3_client(
             endpoint_url, region, connect_timeout, read_timeout, max_attempts
+        )
+        # Download links are signed for the address browsers use: SigV4 signs the host, so a
+        # link made for an internal name (compose's ``s3:9000``) cannot be rewritten later.
+        self.signer = (
+            _s3_client(public_endpoint_url, region, connect_timeout, read_timeout, max_attempts)
+            if public_endpoint_url
+            else self.client
         )
 
     def __repr__(self) -> str:
@@ -346,7 +354,7 @@ class S3Storage(Storage):
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return self.client.generate_presigned_url(
+            return self.signer.generate_presigned_url(
                 "get_object",
                 Params={
                     "Bucket": self.bucket,
@@ -428,6 +436,7 @@ def storage_from_config(config: Mapping[str, Any]) -> Storage:
             bucket,
             endpoint_url=config.get("S3_ENDPOINT_URL") or None,
             region=config.get("S3_REGION") or "us-east-1",
+            public_endpoint_url=config.get("S3_PUBLIC_ENDPOINT_URL") or None,
         )
     raise ValueError(f"unknown STORAGE_BACKEND {backend!r}; one of {', '.join(BACKENDS)}")
 

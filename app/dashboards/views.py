@@ -10,6 +10,7 @@ from flask import request, send_file
 from flask_appbuilder import BaseView, expose, has_access
 
 from app.core.errors import FieldError
+from app.core.replica import replica_reads
 from app.dashboards.base import Dashboard
 from app.dashboards.catalogue import BILLING, BROKERAGE, COMPLIANCE, FOREX, LENDING, SALES
 from app.dashboards.charts import figure_html
@@ -30,7 +31,10 @@ class DashboardView(BaseView):
     @expose("/")
     @has_access
     def show(self):
-        dashboard = self.dashboard
+        with replica_reads():
+            return self._show(self.dashboard)
+
+    def _show(self, dashboard: Dashboard):
         choices = filter_choices(dashboard.filters)
         context = {
             "dashboard": dashboard,

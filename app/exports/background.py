@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from app.core.audit import record_event
 from app.core.errors import DomainError, NotFound
 from app.core.localtime import format_local
+from app.core.replica import replica_reads
 from app.core.types import utcnow
 from app.exports import lists
 from app.exports.models import ExportJob
@@ -62,10 +63,11 @@ def run_export(job_id: int) -> str:
     _set(job_id, status="running", started_at=utcnow(), processed_rows=0)
     try:
         with acting_as(actor), _as_user(job.owner):
-            table, count, audit_type, name_extra = _job_table(job_id, job, actor)
-            _set(job_id, total_rows=count)
-            moment = utcnow()
-            data, written = render_file(job.file_format, table, moment, actor.username)
+            with replica_reads():  # the rows; the job's own progress is written to the primary
+                table, count, audit_type, name_extra = _job_table(job_id, job, actor)
+                _set(job_id, total_rows=count)
+                moment = utcnow()
+                data, written = render_file(job.file_format, table, moment, actor.username)
             key = f"exports/{job.owner_id}/{job_id}-{secrets.token_hex(12)}.{job.file_format}"
             from app.core.storage import get_storage
 

@@ -26,6 +26,7 @@ from flask import Response, current_app, g, has_request_context, redirect, url_f
 
 from app.core.audit import record_event
 from app.core.errors import DomainError, NotFound
+from app.core.replica import replica_reads
 from app.core.types import utcnow
 from app.exports import lists
 from app.exports.models import ExportJob
@@ -108,15 +109,17 @@ def export_list_response(view: Any, fmt: str, args: Mapping[str, Any]) -> Respon
         raise NotFound(f"unknown export format {fmt!r}; one of {', '.join(FORMATS)}")
     spec = lists.list_export(view, args)
     limit = inline_limit()
-    keys = lists.first_keys(spec, limit + 1)
+    with replica_reads():
+        keys = lists.first_keys(spec, limit + 1)
     if len(keys) > limit:
         job = _start_job("list", view.endpoint, spec.title, fmt, spec.arguments, spec.words)
         return redirect(url_for("ExportJobView.page", pk=job.id))
     roles, username = _actor_roles_and_name()
     moment = utcnow()
-    rows = lists.list_rows(spec, keys, sees_full_contacts(roles))
-    table = Table(spec.title, spec.headings_for(fmt), rows, spec.words)
-    data, written = render_file(fmt, table, moment, username)
+    with replica_reads():
+        rows = lists.list_rows(spec, keys, sees_full_contacts(roles))
+        table = Table(spec.title, spec.headings_for(fmt), rows, spec.words)
+        data, written = render_file(fmt, table, moment, username)
     audit_export(spec.record_type, spec.title, fmt, written, spec.words)
     return file_response(data, fmt, file_name(spec.title, fmt, moment))
 
@@ -150,12 +153,12 @@ def urls_outside_requests() -> Iterator[None]:
 def build_report(report: Report, filters: Mapping[str, str]) -> BuiltReport:
     """Build ``report`` under the current actor's scoping; its parts' rows are read once (they
     are aggregates: a handful of rows, rarely thousands)."""
-    with urls_outside_requests():
+    with urls_outside_requests(), replica_reads():
         table = report.build(filters)
-    parts = [
-        Table(part.title, list(part.columns), list(part.rows), part.filters)
-        for part in table.parts()
-    ]
+        parts = [
+            Table(part.title, list(part.columns), list(part.rows), part.filters)
+            for part in table.parts()
+        ]
     count = sum(len(part.rows) for part in parts)
     if table.sections:
         table = Table(table.title, (), (), table.filters, sections=parts)
