@@ -186,6 +186,33 @@ def test_a_worker_killed_mid_batch_sends_everything_once_after_restart(
     assert len(ids) == total and len(set(ids)) == total  # every one sent, none twice
 
 
+def test_a_burst_of_commits_queues_one_outbox_sweep_that_sends_them_all(
+    pg_app, mailbox, rq_redis, staff
+):
+    """Forty commits each writing a notification, with no worker running: one sweep waits in
+    the queue, not forty; it sends all forty; a commit after it started queues the next one."""
+    from rq import Queue
+
+    agent = staff[0]
+    queue = Queue("notifications", connection=rq_redis)
+    for i in range(40):
+        notify("task_assigned", f"burst:{i}", f"Burst {i}", "x", user_id=agent.user_id)
+        db.session.commit()
+    assert queue.count == 1
+
+    SimpleWorker(["notifications"], connection=rq_redis).work(burst=True)
+    assert mailbox.wait_for(40, timeout=30), f"only {len(mailbox.messages)} of 40 sent"
+    assert queue.count == 0
+
+    notify("task_assigned", "burst:after", "After the sweep", "x", user_id=agent.user_id)
+    db.session.commit()
+    assert queue.count == 1
+    SimpleWorker(["notifications"], connection=rq_redis).work(burst=True)
+    assert mailbox.wait_for(41, timeout=30)
+    subjects = [m["Subject"] for m in mailbox.messages]
+    assert sorted(subjects) == sorted([*(f"Burst {i}" for i in range(40)), "After the sweep"])
+
+
 def test_redis_down_at_commit_keeps_the_change_and_sends_later(pg_app, mailbox, staff, monkeypatch):
     agent = staff[0]
     monkeypatch.setitem(pg_app.config, "REDIS_URL", "redis://127.0.0.1:1/0")  # nobody listens there

@@ -6,6 +6,7 @@ from app.comms import services
 
 
 def dispatch_outbox() -> dict:
+    services.sweep_started()
     report = services.dispatch_outbox()
     return {"sent": report.sent, "retried": report.retried, "failed": report.failed}
 

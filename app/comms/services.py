@@ -395,12 +395,34 @@ def _wake_dispatcher(session: Session) -> None:
         return
     if not current_app.config.get("REDIS_URL"):
         return  # the in-process scheduler (embedded mode) dispatches on its next tick
-    from app.core.jobs import enqueue
+    from app.core.jobs import enqueue, redis_connection
 
     try:
+        # One waiting sweep is enough: it claims whatever is due when it starts. The flag is
+        # cleared by the sweep before it claims (``sweep_started``), so rows committed after
+        # that wake a new one; it expires on its own if the sweep never runs.
+        if not redis_connection().set(WAKE_KEY, "1", nx=True, ex=WAKE_SECONDS):
+            return
         enqueue("app.comms.jobs.dispatch_outbox", queue="notifications", retries=0)
     except Exception as exc:  # Redis down: the rows wait; the periodic dispatch sends them
         log.warning("outbox: could not wake the dispatcher (%s); rows wait for the next run", exc)
+
+
+WAKE_KEY = "crm:outbox:wake"
+"""Set while an outbox sweep is queued and has not started: further commits need not queue one."""
+WAKE_SECONDS = 60
+
+
+def sweep_started() -> None:
+    """A sweep is about to claim rows: the next commit with new rows queues another one."""
+    from app.core.jobs import redis_connection
+
+    connection = redis_connection()
+    if connection is not None:
+        try:
+            connection.delete(WAKE_KEY)
+        except Exception as exc:  # the flag expires by itself
+            log.warning("outbox: could not clear the wake flag (%s)", exc)
 
 
 def _forget_on_rollback(session: Session) -> None:
