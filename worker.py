@@ -47,7 +47,7 @@ def run_scheduler(connection, queues: list[str], ensure_every: float, interval: 
     signal.signal(signal.SIGINT, request_stop)
     scheduler = RQScheduler(queues, connection=connection, interval=interval)
     scheduler.register_birth()
-    print(f"FinCRM scheduler for: {', '.join(queues)}", flush=True)
+    print(f"FinCRM scheduler {scheduler.name} for: {', '.join(queues)}", flush=True)
     next_ensure = 0.0
     try:
         while not stop["requested"]:
