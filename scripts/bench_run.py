@@ -634,7 +634,8 @@ def markdown(results: list[Result], previous: dict[str, Result] | None = None) -
     return "\n".join(lines)
 
 
-def main() -> None:
+def require_filled() -> None:
+    """Stop with a message unless scripts/bench_data.py has filled the bench database."""
     admin_url, name = bench_data._admin_url(DATABASE_URL)
     admin = psycopg2.connect(admin_url)
     try:
@@ -642,6 +643,11 @@ def main() -> None:
             raise SystemExit(f"{name} is not filled: run scripts/bench_data.py first")
     finally:
         admin.close()
+
+
+def main() -> None:
+    require_filled()
+    name = bench_data._admin_url(DATABASE_URL)[1]
     from app import create_app
 
     app = create_app(_settings())

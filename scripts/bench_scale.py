@@ -233,13 +233,7 @@ def markdown(web: list[dict], workers: list[dict]) -> str:
 
 
 def main() -> None:
-    admin_url, name = bench_data._admin_url(DATABASE_URL)
-    admin = psycopg2.connect(admin_url)
-    try:
-        if not bench_data._filled(admin, name):
-            raise SystemExit(f"{name} is not filled: run scripts/bench_data.py first")
-    finally:
-        admin.close()
+    bench_run.require_filled()
     web = run_web() if os.environ.get("BENCH_SCALE_WEB", "1") != "0" else []
     workers = run_workers() if os.environ.get("BENCH_SCALE_WORKERS", "1") != "0" else []
     table = markdown(web, workers)
