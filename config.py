@@ -171,6 +171,9 @@ class Config:
         "Diwali 2027": "2027-10-29",
     }
     CRM_OFFER_BATCH = int(os.environ.get("CRM_OFFER_BATCH", 1000))
+    # Marketing campaigns: people per send batch (one transaction each); unsubscribe links' life.
+    CRM_CAMPAIGN_BATCH = int(os.environ.get("CRM_CAMPAIGN_BATCH", 500))
+    CRM_UNSUBSCRIBE_MAX_AGE_DAYS = int(os.environ.get("CRM_UNSUBSCRIBE_MAX_AGE_DAYS", 365))
     # Billing desk: the name and address printed on invoice and quotation PDFs, the payment
     # terms of a new invoice, and the days before a contract's renewal date its reminders go.
     CRM_COMPANY_NAME = os.environ.get("CRM_COMPANY_NAME", "FinCRM Financial Services")
@@ -184,6 +187,15 @@ class Config:
     CRM_PRICE_FEED_FILE = os.environ.get("CRM_PRICE_FEED_FILE", "")
     CRM_PRICE_FEED_URL = os.environ.get("CRM_PRICE_FEED_URL", "")
     CRM_PRICE_FEED_TIMEOUT = float(os.environ.get("CRM_PRICE_FEED_TIMEOUT", 10))
+    # Prices and FX rates a provider pushes (docs/markets.md): the webhook signing secret
+    # (without it every delivery is refused), how far a signed timestamp may be from now, the
+    # requests allowed per address; and the age after which a price flags a valuation as stale.
+    CRM_PRICE_WEBHOOK_SECRET = os.environ.get("CRM_PRICE_WEBHOOK_SECRET", "")
+    CRM_PRICE_WEBHOOK_TOLERANCE_SECONDS = int(
+        os.environ.get("CRM_PRICE_WEBHOOK_TOLERANCE_SECONDS", 300)
+    )
+    CRM_PRICE_WEBHOOK_RATE_LIMIT = os.environ.get("CRM_PRICE_WEBHOOK_RATE_LIMIT", "600 per minute")
+    CRM_PRICE_STALE_MINUTES = int(os.environ.get("CRM_PRICE_STALE_MINUTES", 3 * 24 * 60))
 
     # Forex desk and loyalty (DOMAIN section 8): the desk's spread in basis points, how long a
     # quote holds, the rate feed (a CSV file, or a provider URL answering JSON or CSV), and the
@@ -206,6 +218,20 @@ class Config:
     CRM_PAYMENT_TIMEOUT = float(os.environ.get("CRM_PAYMENT_TIMEOUT", 10))
     CRM_PAYMENT_WEBHOOK_RATE_LIMIT = os.environ.get(
         "CRM_PAYMENT_WEBHOOK_RATE_LIMIT", "120 per minute"
+    )
+    # Support cases (docs/work.md): hours to resolve by priority (the SLA), the address clients
+    # write to (an e-mail fed to `flask crm support-ingest` must be addressed to it), and the
+    # largest e-mail and chat transcript accepted.
+    CRM_SUPPORT_SLA_HOURS = {
+        "urgent": int(os.environ.get("CRM_SUPPORT_SLA_URGENT_HOURS", 4)),
+        "high": int(os.environ.get("CRM_SUPPORT_SLA_HIGH_HOURS", 8)),
+        "normal": int(os.environ.get("CRM_SUPPORT_SLA_NORMAL_HOURS", 24)),
+        "low": int(os.environ.get("CRM_SUPPORT_SLA_LOW_HOURS", 72)),
+    }
+    SUPPORT_INBOUND_ADDRESS = os.environ.get("SUPPORT_INBOUND_ADDRESS", "support@fincrm.example")
+    CRM_SUPPORT_MAX_EMAIL_BYTES = int(os.environ.get("CRM_SUPPORT_MAX_EMAIL_BYTES", 2_000_000))
+    CRM_SUPPORT_MAX_TRANSCRIPT_BYTES = int(
+        os.environ.get("CRM_SUPPORT_MAX_TRANSCRIPT_BYTES", 500_000)
     )
     # Retention: lost leads untouched this long are anonymised by the nightly job.
     CRM_RETENTION_LOST_LEAD_DAYS = int(os.environ.get("CRM_RETENTION_LOST_LEAD_DAYS", 7 * 365))

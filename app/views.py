@@ -10,6 +10,7 @@ def register_views(builder: AppBuilder) -> None:
     import app.billing.events  # noqa: F401  (invoices on timelines, renewals on calendars)
     import app.billing.models  # noqa: F401
     import app.brokerage.events  # noqa: F401  (trades on client timelines)
+    import app.campaigns.models  # noqa: F401  (segments, campaigns; leads point at campaigns)
     import app.core.periodic_runs  # noqa: F401  (the scheduler's last runs)
     import app.forex.events  # noqa: F401  (exchanges and points on client timelines)
     import app.forex.models  # noqa: F401
@@ -19,7 +20,9 @@ def register_views(builder: AppBuilder) -> None:
     import app.lending.events  # noqa: F401  (loans on client timelines and calendars)
     import app.lending.models  # noqa: F401
     import app.loyalty.models  # noqa: F401
+    import app.market_data.models  # noqa: F401  (prices and rates pushed by a provider)
     import app.payments.models  # noqa: F401  (payment links, provider events, parked credits)
+    import app.support.models  # noqa: F401  (support cases and their conversations)
     from app.audit.views import AuditLogApi, AuditLogView
     from app.billing.api import BillingProductApi, ContractApi, InvoiceApi, QuotationApi
     from app.billing.views import (
@@ -32,6 +35,8 @@ def register_views(builder: AppBuilder) -> None:
     from app.boards.views import ApplicationBoardView, LeadBoardView
     from app.brokerage.api import InstrumentApi, PortfolioApi, TradeApi
     from app.brokerage.views import InstrumentView, PortfolioView, TradeView
+    from app.campaigns.api import CampaignApi, CampaignRecipientApi, CampaignSegmentApi
+    from app.campaigns.views import CampaignRecipientView, CampaignSegmentView, CampaignView
     from app.clients.api import ClientApi, ClientContactApi, ClientDirectorApi
     from app.clients.views import ClientContactView, ClientDirectorView, ClientView
     from app.comms.views import (
@@ -77,7 +82,10 @@ def register_views(builder: AppBuilder) -> None:
     from app.offers.views import OfferDeliveryView, OfferView
     from app.org.api import BranchApi, StaffApi
     from app.org.views import BranchView, StaffView
+    from app.payments.views import PaymentCreditView, PaymentEventView, PaymentIntentView
     from app.reports.views import ReportScheduleView
+    from app.support.api import SupportCaseApi, SupportMessageApi, SupportTranscriptApi
+    from app.support.views import SupportCaseView, SupportQueueView
     from app.tasks.api import TaskApi
     from app.tasks.views import (
         CalendarView,
@@ -101,6 +109,10 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view(TaskView, "All tasks", icon="fa-list", category=work)
     builder.add_view(CalendarView, "Calendar", icon="fa-calendar", category=work)
     builder.add_separator(work)
+    builder.add_view(SupportQueueView, "Support queue", icon="fa-life-ring", category=work)
+    builder.add_view(SupportCaseView, "Support cases", icon="fa-inbox", category=work)
+    dashboard("Support overview", work)
+    builder.add_separator(work)
     builder.add_view(NotificationCenterView, "Notifications", icon="fa-bell", category=work)
     builder.add_view(MyPreferencesView, "My preferences", icon="fa-cog", category=work)
     builder.add_separator(work)
@@ -117,6 +129,8 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view(InteractionView, "Interactions", icon="fa-comments", category=sales)
     builder.add_view(ClientView, "Clients", icon="fa-address-book", category=sales)
     builder.add_view(OfferView, "Offers", icon="fa-gift", category=sales)
+    builder.add_view(CampaignView, "Campaigns", icon="fa-bullhorn", category=sales)
+    builder.add_view(CampaignSegmentView, "Segments", icon="fa-filter", category=sales)
     builder.add_separator(sales)
     dashboard("Pipeline", sales)
 
@@ -146,6 +160,9 @@ def register_views(builder: AppBuilder) -> None:
     builder.add_view(QuotationView, "Quotations", icon="fa-file-o", category=finance)
     builder.add_view(InvoiceView, "Invoices", icon="fa-file-text", category=finance)
     builder.add_view(PaymentView, "Payments", icon="fa-money", category=finance)
+    builder.add_view(PaymentIntentView, "Payment links", icon="fa-link", category=finance)
+    builder.add_view(PaymentCreditView, "Parked credits", icon="fa-pause", category=finance)
+    builder.add_view_no_menu(PaymentEventView)
     builder.add_view(ContractView, "Contracts", icon="fa-handshake-o", category=finance)
     builder.add_separator(finance)
     builder.add_view(AccountView, "Chart of accounts", icon="fa-list-ol", category=finance)
@@ -210,6 +227,7 @@ def register_views(builder: AppBuilder) -> None:
 
     # Reached from other screens (a client's page, a product's, a portfolio...), not the menu.
     builder.add_view_no_menu(OfferDeliveryView)
+    builder.add_view_no_menu(CampaignRecipientView)
     builder.add_view_no_menu(ClientContactView)
     builder.add_view_no_menu(ClientDirectorView)
     builder.add_view_no_menu(LoanProductFeeView)
@@ -236,6 +254,9 @@ def register_views(builder: AppBuilder) -> None:
         LoanProductApi,
         BrokerApi,
         OfferApi,
+        CampaignSegmentApi,
+        CampaignApi,
+        CampaignRecipientApi,
         InstrumentApi,
         TradeApi,
         PortfolioApi,
@@ -246,6 +267,9 @@ def register_views(builder: AppBuilder) -> None:
         ReserveApi,
         VoucherApi,
         LoyaltyApi,
+        SupportCaseApi,
+        SupportMessageApi,
+        SupportTranscriptApi,
     ):
         builder.add_api(api)
     _register_record_apis(builder)
@@ -268,6 +292,25 @@ def register_views(builder: AppBuilder) -> None:
     )(payment_webhooks)
     csrf.exempt(payment_webhooks)
     current_app.register_blueprint(payment_webhooks)
+    from app.campaigns.views import campaign_unsubscribe
+
+    # Unsubscribe links: the signed token is the credential (a mail client's one-click POST
+    # carries no CSRF token); throttled per address.
+    builder.sm.limiter.limit(
+        lambda: current_app.config.get("CRM_UNSUBSCRIBE_RATE_LIMIT", "30 per minute")
+    )(campaign_unsubscribe)
+    csrf.exempt(campaign_unsubscribe)
+    current_app.register_blueprint(campaign_unsubscribe)
+
+    from app.market_data.webhooks import market_webhooks
+
+    # Prices and FX rates pushed by a market-data provider: signed, throttled the same way.
+    builder.sm.limiter.limit(
+        lambda: current_app.config.get("CRM_PRICE_WEBHOOK_RATE_LIMIT", "600 per minute"),
+        methods=["POST"],
+    )(market_webhooks)
+    csrf.exempt(market_webhooks)
+    current_app.register_blueprint(market_webhooks)
     from app.core.health import health
 
     # Liveness and readiness probes: no sign-in, no session, no secrets in the answer.
@@ -304,6 +347,7 @@ def _register_record_apis(builder: AppBuilder) -> None:
     )
     from app.loyalty.api import LoyaltyAccountApi, VoucherRedemptionApi
     from app.offers.api import OfferDeliveryApi
+    from app.payments.api import PaymentCreditApi, PaymentEventApi, PaymentIntentApi
     from app.reports.api import ReportScheduleApi
     from app.security.api_keys import ApiKeyAdminApi
 
@@ -339,6 +383,9 @@ def _register_record_apis(builder: AppBuilder) -> None:
         ApiKeyAdminApi,
         ExportJobApi,
         ReportScheduleApi,
+        PaymentIntentApi,
+        PaymentEventApi,
+        PaymentCreditApi,
     ):
         builder.add_api(api)
     if current_app.config.get("FAB_API_SWAGGER_UI"):

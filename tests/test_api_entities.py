@@ -29,9 +29,9 @@ from tests.support import api_token, make_branch, make_staff
 
 # Tables that are not business entities: no API, each for a reason a reader can check.
 NO_API = {
-    "payment_event": "the providers' events kept once by event id, so a replay pays nothing",
-    "payment_intent": "a payment link, made and read through its invoice, loan or wallet API",
-    "payment_credit": "money parked for review when a desk refused a provider's payment",
+    "market_event": "pushed prices and rates kept once by event id; the instrument, instrument "
+    "price and FX rate APIs serve what they recorded",
+    "summary_campaign_lead": "the campaign attribution summary behind the sales dashboard's chart",
     "periodic_run": "the last run of each periodic job, shown on the Admin home and the jobs page",
     "billing_number_sequence": "the per-year invoice counter, taken under a row lock",
     "kyc_expiry_alert": "once-only keys of the expiry job's alerts",

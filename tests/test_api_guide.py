@@ -62,4 +62,6 @@ def test_the_guides_curl_examples_run_against_a_demo_server(live_demo_server):
     assert '"principal"' in out and '"interest"' in out  # the repayment's allocation
     assert re.search(r'"email":\s*\[', out) and "\n422\n" in out  # the error shape
     assert "already converted" in out.lower() or "\n409\n" in out
-    assert out.rstrip().endswith("401")  # the revoked key
+    assert "\n401\n" in out  # the revoked key
+    assert "cannot move to closed" in out  # the support case's refused move, with the allowed
+    assert out.rstrip().endswith("\n1")  # the case, taken, is in my queue

@@ -47,6 +47,7 @@ EXPECTED_SECTIONS = {
     "Compliance": {"tasks", "kyc", "documents"},
     "LoanOfficer": {"tasks", "applications", "instalments"},
     "Broker": {"tasks"},
+    "Support": {"tasks"},
     "Auditor": {"tasks"},
 }
 
@@ -100,6 +101,7 @@ def world(pg_app):
         "admin": make_staff("Admin", mumbai),
         "broker": make_staff("Broker", mumbai),
         "auditor": make_staff("Auditor", mumbai),
+        "support": make_staff("Support", mumbai),
     }
     db.session.commit()
     return people
@@ -115,6 +117,7 @@ def test_each_role_sees_the_sections_of_its_desks_only(pg_app, world):
         "Compliance": "officer",
         "LoanOfficer": "bdm",
         "Broker": "broker",
+        "Support": "support",
         "Auditor": "auditor",
     }
     every = set().union(*EXPECTED_SECTIONS.values())

@@ -33,7 +33,8 @@ def test_init_twice_is_a_no_op_the_second_time(empty_database):
     runner = app.test_cli_runner()
     first = runner.invoke(args=["crm", "init"])
     assert first.exit_code == 0, first.output
-    assert "8 roles created" in first.output  # the seven of DOMAIN section 1, and Public
+    # the seven of DOMAIN section 1, Support (the customer service desk), and Public
+    assert "9 roles created" in first.output
     grants_after_first = _grants(empty_database)
     assert ("Agent", "can_read", "Lead") in grants_after_first
     assert ("Agent", "can_delete", "Lead") not in grants_after_first

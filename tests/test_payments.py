@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal as D
 
@@ -37,9 +38,9 @@ from tests.support import count, make_branch, make_staff
 SECRET = "whsec_test_0123456789"
 
 
-@pytest.fixture
-def gateway(app, monkeypatch):
-    """The app served over HTTP, and the test gateway sending it webhooks."""
+@contextmanager
+def gateway_for(app, monkeypatch):
+    """``app`` served over HTTP, and the test gateway sending it webhooks."""
     server, thread, app_url = serve_in_thread(app)
     running = start_gateway(f"{app_url}/webhooks/payments/test", SECRET)
     monkeypatch.setitem(app.config, "CRM_PAYMENT_PROVIDER", "test")
@@ -53,10 +54,18 @@ def gateway(app, monkeypatch):
         return send(*args, **kwargs)
 
     running.gateway.send = send_after_reading
-    yield running.gateway
-    running.stop()
-    server.shutdown()
-    thread.join(5)
+    try:
+        yield running.gateway
+    finally:
+        running.stop()
+        server.shutdown()
+        thread.join(5)
+
+
+@pytest.fixture
+def gateway(app, monkeypatch):
+    with gateway_for(app, monkeypatch) as running:
+        yield running
 
 
 def invoice_link() -> tuple[Invoice, PaymentIntent]:

@@ -37,7 +37,10 @@ PUBLIC_ENDPOINTS = {
     "public_leads.enquire",  # the public enquiry form (CSRF, honeypot, rate limit)
     "health.liveness",  # probes: no sign-in, no data (tests/test_health.py)
     "health.readiness",
+    "market_webhooks.price_event",  # signed by the market-data provider (HMAC), throttled
+    "market_webhooks.fx_rate_event",
     "payment_webhooks.payment_event",  # provider webhooks: the signature is the credential
+    "campaign_unsubscribe.unsubscribe",  # unsubscribe links: the signed token is the credential
 }
 URL_VALUES = {
     "pk": "0",

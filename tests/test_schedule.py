@@ -39,8 +39,12 @@ def test_embedded_scheduler_runs_due_jobs_once_per_slot(app, monkeypatch):
     scheduler = InlineScheduler(app, started_at=now)
     assert set(scheduler.run_due(now)) == {job.name for job in PERIODIC_JOBS}
     assert scheduler.run_due(now + 1) == []
-    # the jobs due every minute: the outbox and the folding of the sales summary
-    assert sorted(scheduler.run_due(now + 61)) == ["compact-summaries", "dispatch-outbox"]
+    # the jobs due every minute: the outbox, the folding of the summaries, due campaigns
+    assert sorted(scheduler.run_due(now + 61)) == [
+        "campaigns-due",
+        "compact-summaries",
+        "dispatch-outbox",
+    ]
     assert calls.count("app.comms.jobs.dispatch_outbox") == 2
 
 

@@ -25,7 +25,7 @@ from app.billing.models import (
 from app.billing.pdf import invoice_pdf, pdf_filename, quotation_pdf
 from app.clients.models import Client
 from app.core.audit import record_event, record_rejection
-from app.core.crud import CrmSQLAInterface, ServiceModelView
+from app.core.crud import CrmSQLAInterface, ServiceModelView, run_action
 from app.core.errors import DomainError, NotFound
 from app.core.forms import (
     choice_field,
@@ -74,16 +74,9 @@ class _BillingView(ServiceModelView):
     record_type = ""
 
     def _act(self, pk: int, action: Callable[[], Any], done: Callable[[Any], str], go=None):
-        try:
-            result = action()
-            db.session.commit()
-        except NotFound:
-            db.session.rollback()
-            abort(404)
-        except DomainError as exc:
-            db.session.rollback()
-            record_rejection(self.record_type, str(exc))
-            flash(f"Not done: {exc}", "danger")
+        result, refusal = run_action(action, self.record_type)
+        if refusal:
+            flash(f"Not done: {refusal}", "danger")
             return redirect(url_for(f"{self.endpoint}.show", pk=pk))
         flash(done(result), "success")
         return redirect(go(result) if go else url_for(f"{self.endpoint}.show", pk=pk))

@@ -45,6 +45,13 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 class Quote:
     price: Decimal
     as_of: date
+    at: datetime | None = None
+    """The moment of the price when the source gives one (a webhook); a feed's date alone
+    stands for its midnight UTC."""
+
+    @property
+    def moment(self) -> datetime:
+        return self.at or datetime.combine(self.as_of, time(0), UTC)
 
 
 class PriceFeedError(Exception):
@@ -176,11 +183,12 @@ def apply_prices(quotes: dict[str, Quote], source: str = "csv") -> PriceUpdate:
         else {}
     )
     result = PriceUpdate(unknown=sorted(set(quotes) - set(known)))
+    symbol_of = {pk: symbol for symbol, pk in known.items()}
     rows = [
         {
             "b_id": known[symbol],
             "b_price": quote.price,
-            "b_at": datetime.combine(quote.as_of, time(0), UTC),
+            "b_at": quote.moment,
         }
         for symbol, quote in quotes.items()
         if symbol in known
@@ -199,7 +207,7 @@ def apply_prices(quotes: dict[str, Quote], source: str = "csv") -> PriceUpdate:
             {
                 "instrument_id": row["b_id"],
                 "price": row["b_price"],
-                "as_of": row["b_at"].date(),
+                "as_of": quotes[symbol_of[row["b_id"]]].as_of,
                 "source": source,
                 "recorded_at": datetime.now(UTC),
             }

@@ -34,10 +34,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import func, inspect, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -464,6 +465,9 @@ class PortfolioRow:
     market_value: Decimal | None
     unrealised_pnl: Decimal | None
     realised_pnl: Decimal
+    price_stale: bool = False
+    """Held, priced, and the price is older than ``CRM_PRICE_STALE_MINUTES`` (or of no known
+    time): its market value may be out of date."""
 
     def as_json(self) -> dict[str, Any]:
         def text(value):
@@ -482,6 +486,7 @@ class PortfolioRow:
             "market_value": text(self.market_value),
             "unrealised_pnl": text(self.unrealised_pnl),
             "realised_pnl": text(self.realised_pnl),
+            "price_stale": self.price_stale,
         }
 
 
@@ -489,6 +494,7 @@ class PortfolioRow:
 class Portfolio:
     client: Client
     rows: list[PortfolioRow] = field(default_factory=list)
+    stale_after_minutes: int = 0
 
     @property
     def cost(self) -> Decimal:
@@ -510,6 +516,11 @@ class Portfolio:
     def unpriced(self) -> list[str]:
         return [r.symbol for r in self.rows if r.quantity and r.last_price is None]
 
+    @property
+    def stale(self) -> list[PortfolioRow]:
+        """Holdings valued at a stale price."""
+        return [r for r in self.rows if r.price_stale]
+
     def as_json(self) -> dict[str, Any]:
         return {
             "client_id": self.client.id,
@@ -523,6 +534,8 @@ class Portfolio:
                 "realised_pnl": f"{self.realised_pnl:f}",
             },
             "unpriced": self.unpriced,
+            "stale_prices": [r.symbol for r in self.stale],
+            "price_stale_after_minutes": self.stale_after_minutes,
         }
 
 
@@ -541,8 +554,11 @@ def get_client(client_id: Any) -> Client:
 def portfolio(client_id: Any) -> Portfolio:
     """The client's holdings (one query joining positions and instruments): quantity, average
     cost, market value at the last price, unrealised P&L (market value - cost) and realised P&L;
-    holdings sold out stay listed for their realised P&L."""
+    holdings sold out stay listed for their realised P&L. A holding priced longer ago than
+    ``CRM_PRICE_STALE_MINUTES`` is flagged ``price_stale``."""
     client = get_client(client_id)
+    stale_minutes = int(current_app.config.get("CRM_PRICE_STALE_MINUTES") or 0)
+    stale_before = utcnow() - timedelta(minutes=stale_minutes) if stale_minutes > 0 else None
     rows = db.session.execute(
         select(
             Instrument.id,
@@ -580,9 +596,15 @@ def portfolio(client_id: Any) -> Portfolio:
                 market_value=value,
                 unrealised_pnl=(value - cost) if value is not None else None,
                 realised_pnl=realised,
+                price_stale=bool(
+                    stale_before is not None
+                    and quantity
+                    and price is not None
+                    and (price_at is None or price_at < stale_before)
+                ),
             )
         )
-    return Portfolio(client, holdings)
+    return Portfolio(client, holdings, stale_minutes)
 
 
 def suitability_flags(limit: int = 10) -> tuple[int, list[Trade]]:

@@ -14,9 +14,8 @@ from wtforms.validators import Optional
 
 from app.brokerage import services
 from app.brokerage.models import INSTRUMENT_KINDS, RISK_LEVELS, SIDES, Instrument, Trade
-from app.core.audit import record_rejection
-from app.core.crud import CrmSQLAInterface, NoButtonsForMissingRoutes, ServiceModelView
-from app.core.errors import DomainError, NotFound
+from app.core.crud import CrmSQLAInterface, NoButtonsForMissingRoutes, ServiceModelView, run_action
+from app.core.errors import NotFound
 from app.core.forms import (
     choice_field,
     display_choice,
@@ -24,7 +23,6 @@ from app.core.forms import (
     display_timestamp,
     display_units,
 )
-from app.extensions import db
 from app.security.roles import DECIDE, READ, WRITE
 from app.security.scoping import current_actor
 
@@ -190,16 +188,9 @@ class TradeView(NoButtonsForMissingRoutes, ServiceModelView):
         return super().show(pk)
 
     def _act(self, pk: int, action: Callable[[], Any], done: Callable[[Any], str]):
-        try:
-            result = action()
-            db.session.commit()
-        except NotFound:
-            db.session.rollback()
-            abort(404)
-        except DomainError as exc:
-            db.session.rollback()
-            record_rejection("trade", str(exc))
-            flash(f"Not done: {exc}", "danger")
+        result, refusal = run_action(action, "trade")
+        if refusal:
+            flash(f"Not done: {refusal}", "danger")
         else:
             flash(done(result), "success")
         return redirect(url_for(f"{self.endpoint}.show", pk=pk))

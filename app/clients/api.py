@@ -38,6 +38,8 @@ READ_COLUMNS = [
     "risk_score",
     "risk_assessed_at",
     "preferred_channel",
+    "marketing_consent",
+    "marketing_opt_out_at",
     "status",
     "kyc_status",
     "relationship_manager_id",
@@ -47,6 +49,7 @@ READ_COLUMNS = [
 WRITE_COLUMNS = [
     *PROFILE_FIELDS,
     *IDENTIFIER_FIELDS,
+    "marketing_consent",
     "status",
     "relationship_manager_id",
     "branch_id",

@@ -16,8 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    exists,
-    select,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -27,7 +26,7 @@ from app.core.masking import mask
 from app.core.types import UTCDateTime, utcnow
 from app.leads.models import INVESTMENT_CAPACITY_BANDS, _one_of
 from app.org.models import Branch
-from app.security.scoping import scoped
+from app.security.scoping import scoped, through_parent
 
 CLIENT_TYPES = ("individual", "company")
 CLIENT_STATUSES = ("active", "inactive", "suspended")
@@ -114,6 +113,9 @@ class Client(Model):
     risk_assessed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Communication preferences: the channels allowed live in notification_preference.
     preferred_channel: Mapped[str] = mapped_column(String(10), default="email")
+    # Marketing: campaigns reach only clients who agreed; an unsubscribe link withdraws it.
+    marketing_consent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    marketing_opt_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Identifiers: encrypted at rest, a keyed hash beside each for exact look-ups.
     pan: Mapped[str | None] = mapped_column(EncryptedText, info={"pii": "pan"})
     pan_hash: Mapped[str | None] = mapped_column(String(64), info={"pii": "secret"})
@@ -154,16 +156,7 @@ class Client(Model):
 
 def _through_client(column):
     """Scope rules for rows that belong to a client: visible where the client is."""
-
-    def rule(kind: str):
-        # correlate_except: the sub-query has its own client, whatever the outer query joins.
-        return lambda actor: exists(
-            select(Client.id)
-            .where(Client.id == column(), Client.__scope__[kind](actor))
-            .correlate_except(Client)
-        )
-
-    return {"branch": rule("branch"), "own": rule("own")}
+    return through_parent(Client, column)
 
 
 @scoped
@@ -242,3 +235,8 @@ class RiskAssessment(Model):
 
     def __repr__(self) -> str:
         return f"{self.profile} ({self.score})"
+
+
+# A lead points at the campaign that brought it in; campaigns reach clients and leads: map
+# them together (here, where both leads and clients are defined).
+import app.campaigns.models  # noqa: E402, F401

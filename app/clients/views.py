@@ -26,7 +26,7 @@ from app.clients.timeline import TIMELINE_SOURCES, client_timeline, timeline_que
 from app.core.audit import record_rejection
 from app.core.crud import CrmSQLAInterface, ServiceModelView
 from app.core.errors import DomainError, NotFound
-from app.core.forms import choice_field, display_choice, optional_relation_field
+from app.core.forms import MARKETING_CONSENT, choice_field, display_choice, optional_relation_field
 from app.core.validators import form_validator
 from app.documents.views import DocumentView
 from app.extensions import db
@@ -125,13 +125,22 @@ class ClientView(ServiceModelView):
         "risk_score",
         "risk_assessed_at",
         "preferred_channel",
+        "marketing_consent",
+        "marketing_opt_out_at",
         "status",
         "kyc_status",
         "relationship_manager",
         "branch",
         "created_at",
     ]
-    add_columns = [*PROFILE_FIELDS, *IDENTIFIER_FIELDS, "status", "relationship_manager", "branch"]
+    add_columns = [
+        *PROFILE_FIELDS,
+        *IDENTIFIER_FIELDS,
+        "marketing_consent",
+        "status",
+        "relationship_manager",
+        "branch",
+    ]
     edit_columns = add_columns
     search_columns = [
         "name",
@@ -141,6 +150,7 @@ class ClientView(ServiceModelView):
         "risk_profile",
         "status",
         "kyc_status",
+        "marketing_consent",
         "relationship_manager",
         "branch",
     ]
@@ -186,6 +196,7 @@ class ClientView(ServiceModelView):
         "relationship_manager": optional_relation_field(
             "Relationship manager", org_services.assignable_staff, "(me, when I am an agent)"
         ),
+        "marketing_consent": MARKETING_CONSENT,
     }
     edit_form_extra_fields = add_form_extra_fields
     edit_exclude_columns = ["kyc_status"]

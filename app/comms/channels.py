@@ -40,6 +40,12 @@ def recipient_zone(notification) -> Any:
     return UTC_ZONE
 
 
+def message_id_for(idempotency_key: str) -> str:
+    """The Message-ID an e-mail of this outbox row goes out with (a reply to it quotes it in
+    In-Reply-To, which is how a support case recognises the client's answer)."""
+    return f"<{idempotency_key.replace(':', '.')}@fincrm>"
+
+
 class EmailChannel:
     def build(self, notification) -> EmailMessage:
         config = current_app.config
@@ -48,7 +54,11 @@ class EmailChannel:
         message["To"] = notification.address
         message["Subject"] = notification.subject
         message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = f"<{notification.idempotency_key.replace(':', '.')}@fincrm>"
+        message["Message-ID"] = message_id_for(notification.idempotency_key)
+        if getattr(notification, "unsubscribe_url", None):
+            # RFC 2369 and RFC 8058: mail clients offer "Unsubscribe" and POST it in one click.
+            message["List-Unsubscribe"] = f"<{notification.unsubscribe_url}>"
+            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         context = {
             "notification": notification,
             "base_url": config.get("CRM_BASE_URL", ""),

@@ -65,6 +65,8 @@ class Notification(Model):
     attachment_key: Mapped[str | None] = mapped_column(String(300))
     attachment_name: Mapped[str | None] = mapped_column(String(200))
     attachment_type: Mapped[str | None] = mapped_column(String(100))
+    # A marketing message's signed unsubscribe link (shown in it, and in List-Unsubscribe).
+    unsubscribe_url: Mapped[str | None] = mapped_column(String(500))
 
     recipient_user: Mapped[User | None] = relationship(User)
 

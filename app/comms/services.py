@@ -266,6 +266,10 @@ class Message:
     related_id: int | str | None = None
     link: str | None = None
     channels: tuple[str, ...] = DEFAULT_CHANNELS
+    recipient_client_id: int | None = None
+    """With ``address``: the client it reaches (their timeline and time zone)."""
+    unsubscribe_url: str | None = None
+    """A marketing message's signed unsubscribe link (body and List-Unsubscribe header)."""
 
 
 def notify_many(messages: Iterable[Message], batch: int = 1000) -> list[Message]:
@@ -362,7 +366,9 @@ def _notify_batch(messages: list[Message]) -> list[Message]:
                     "channel": channel,
                     "kind": message.kind,
                     "recipient_user_id": message.user_id,
+                    "recipient_client_id": message.recipient_client_id,
                     "address": address,
+                    "unsubscribe_url": message.unsubscribe_url,
                     "subject": message.subject[:200],
                     "body": message.body,
                     "link": message.link,

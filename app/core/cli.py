@@ -221,3 +221,27 @@ def _add_backup_commands() -> None:
 
 
 _add_backup_commands()
+
+
+@crm_cli.command("support-ingest")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@with_appcontext
+def support_ingest_command(path: str) -> None:
+    """File one raw e-mail (RFC 822; ``-`` reads standard input) into its support case."""
+    from app.core.audit import record_rejection
+    from app.core.errors import DomainError
+    from app.support.inbound import ingest_email
+
+    with click.open_file(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        done = ingest_email(raw)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        record_rejection("support_case", f"support-ingest {path}: {exc}")
+        raise click.ClickException(f"{path}: not filed: {exc}") from exc
+    verb = "opened" if done.created else f"joined (by {done.how})"
+    click.echo(
+        f"case #{done.case.id} {verb}: message #{done.message.id} from {done.message.sender}"
+    )

@@ -24,7 +24,7 @@ from sqlalchemy import BigInteger, CheckConstraint, Integer, Table, false, inspe
 from sqlalchemy.exc import DataError, IntegrityError
 
 from app.core.audit import record_rejection
-from app.core.errors import ConflictError, DomainError, FieldError
+from app.core.errors import ConflictError, DomainError, FieldError, NotFound
 from app.core.list_page import CrmSearchWidget
 from app.core.listing import (
     LIST_COUNT_CAP,
@@ -276,6 +276,24 @@ def _storable_key(model: type, value: Any) -> bool:
 
 def _no_preparation(item: Any) -> Any:
     return item
+
+
+def run_action(action: Callable[[], Any], record_type: str) -> tuple[Any, str | None]:
+    """Run one service call of a screen in its own transaction: (result, None), or (None, the
+    refusal) with nothing written and the refusal audited; an unknown row answers 404."""
+    from app.extensions import db
+
+    try:
+        result = action()
+        db.session.commit()
+    except NotFound:
+        db.session.rollback()
+        abort(404)
+    except DomainError as exc:
+        db.session.rollback()
+        record_rejection(record_type, str(exc))
+        return None, str(exc)
+    return result, None
 
 
 def filtered_list_url(view: Any, equal_to: dict[str, str]) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.fieldwidgets import Select2Widget
-from wtforms import SelectField
+from wtforms import BooleanField, SelectField
 from wtforms.validators import InputRequired, Optional
 
 
@@ -24,6 +24,17 @@ def choice_field(label: str, choices: tuple[str, ...], required: bool = True) ->
         widget=Select2Widget(),
         validators=[InputRequired() if required else Optional()],
     )
+
+
+def flag_field(label: str, description: str = "") -> BooleanField:
+    """A tick box for a flag that is never null: unticked means no (FAB would make the field
+    a required tick)."""
+    return BooleanField(label, default=False, description=description)
+
+
+MARKETING_CONSENT = flag_field(
+    "Marketing consent", "Ticked: they agreed to marketing messages (campaigns reach them)."
+)
 
 
 def optional_relation_field(

@@ -29,6 +29,10 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("compact-summaries", "app.dashboards.summary.compact_summaries", MINUTE),
     PeriodicJob("task-reminders", "app.tasks.jobs.send_task_reminders", 5 * MINUTE),
     PeriodicJob("follow-ups", "app.leads.jobs.sweep_follow_ups", 5 * MINUTE),
+    # Support cases past their SLA due time: the assignee and a manager, once per breach.
+    PeriodicJob("support-breaches", "app.support.jobs.send_breach_reminders", 5 * MINUTE),
+    # Scheduled marketing campaigns whose time has come (and any a dead worker left half-sent).
+    PeriodicJob("campaigns-due", "app.campaigns.jobs.send_due_campaigns", MINUTE),
     PeriodicJob(
         "daily-digest", "app.comms.jobs.send_daily_digests", DAY, "notifications", 7 * HOUR
     ),

@@ -10,9 +10,18 @@ from app.dashboards.compliance import COMPLIANCE
 from app.dashboards.forex import FOREX
 from app.dashboards.lending import LENDING
 from app.dashboards.sales import SALES
+from app.dashboards.support import SUPPORT
 from app.reports.registry import register_report
 
-DASHBOARDS: tuple[Dashboard, ...] = (SALES, COMPLIANCE, LENDING, BROKERAGE, BILLING, FOREX)
+DASHBOARDS: tuple[Dashboard, ...] = (
+    SALES,
+    COMPLIANCE,
+    LENDING,
+    BROKERAGE,
+    BILLING,
+    FOREX,
+    SUPPORT,
+)
 
 for _dashboard in DASHBOARDS:
     for _spec in _dashboard.charts:

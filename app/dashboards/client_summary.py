@@ -20,7 +20,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
-    Index,
     Integer,
     String,
     case,
@@ -30,14 +29,20 @@ from sqlalchemy import (
     literal,
     null,
     select,
-    text,
     union_all,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.brokerage.models import Instrument, Position
 from app.clients.models import Client
-from app.dashboards.summary import Summary, among, register, utc_day
+from app.dashboards.summary import (
+    Summary,
+    among,
+    people_clauses,
+    register,
+    summary_indexes,
+    utc_day,
+)
 from app.extensions import db
 from app.security.scoping import scoped
 
@@ -46,17 +51,7 @@ MICRO = 1_000_000
 
 
 def _indexes(name: str) -> tuple:
-    return (
-        Index(f"ix_{name}_grain_day", "grain", "day"),
-        Index(f"ix_{name}_branch_grain_day", "branch_id", "grain", "day"),
-        Index(f"ix_{name}_rm_grain_day", "rm_id", "grain", "day"),
-        Index(
-            f"ix_{name}_pending",
-            "compacted",
-            postgresql_where=text("NOT compacted"),
-            sqlite_where=text("compacted = 0"),
-        ),
-    )
+    return summary_indexes(name, "branch_id", "rm_id")
 
 
 def _scope(model) -> dict:
@@ -195,12 +190,7 @@ POSITIONS = register(
 
 
 def _people(model, branch, agent) -> list:
-    where = [model.grain == "m"]
-    if branch is not None:
-        where.append(model.branch_id == branch)
-    if agent is not None:
-        where.append(model.rm_id == agent)
-    return where
+    return [model.grain == "m", *people_clauses(model, branch, agent, "rm_id")]
 
 
 def kyc_status_counts(branch: int | None, agent: int | None) -> dict[str, int]:

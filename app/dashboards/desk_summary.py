@@ -18,37 +18,34 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
-    Index,
     Integer,
     String,
     func,
     literal,
     select,
-    text,
     union_all,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.billing.models import OPEN_INVOICE_STATUSES, Invoice
 from app.clients.models import Client
-from app.dashboards.summary import Summary, among, cents, period_clause, register, utc_day
+from app.dashboards.summary import (
+    Summary,
+    among,
+    cents,
+    people_clauses,
+    period_clause,
+    register,
+    summary_indexes,
+    utc_day,
+)
 from app.extensions import db
 from app.forex.models import FxExchange
 from app.security.scoping import scoped
 
 
 def _indexes(name: str) -> tuple:
-    return (
-        Index(f"ix_{name}_grain_day", "grain", "day"),
-        Index(f"ix_{name}_branch_grain_day", "branch_id", "grain", "day"),
-        Index(f"ix_{name}_rm_grain_day", "rm_id", "grain", "day"),
-        Index(
-            f"ix_{name}_pending",
-            "compacted",
-            postgresql_where=text("NOT compacted"),
-            sqlite_where=text("compacted = 0"),
-        ),
-    )
+    return summary_indexes(name, "branch_id", "rm_id")
 
 
 def _scope(model) -> dict:
@@ -178,12 +175,7 @@ EXCHANGES = register(
 
 
 def _people(model, branch, agent) -> list:
-    where = []
-    if branch is not None:
-        where.append(model.branch_id == branch)
-    if agent is not None:
-        where.append(model.rm_id == agent)
-    return where
+    return people_clauses(model, branch, agent, "rm_id")
 
 
 def _money(value) -> Decimal:

@@ -23,7 +23,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
-    Index,
     Integer,
     String,
     cast,
@@ -32,31 +31,28 @@ from sqlalchemy import (
     literal,
     null,
     select,
-    text,
     union_all,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.dashboards.drilldown import timeliness_of
-from app.dashboards.summary import Summary, among, cents, period_clause, register, utc_day, writes
+from app.dashboards.summary import (
+    Summary,
+    among,
+    cents,
+    period_clause,
+    register,
+    summary_indexes,
+    utc_day,
+    writes,
+)
 from app.extensions import db
 from app.lending.models import Broker, LoanApplication, LoanInstalment
 from app.security.scoping import current_actor, scoped
 
 
 def _indexes(name: str) -> tuple:
-    return (
-        Index(f"ix_{name}_grain_day", "grain", "day"),
-        Index(f"ix_{name}_branch_grain_day", "branch_id", "grain", "day"),
-        Index(f"ix_{name}_bdm_grain_day", "bdm_id", "grain", "day"),
-        Index(f"ix_{name}_broker_grain_day", "broker_id", "grain", "day"),
-        Index(
-            f"ix_{name}_pending",
-            "compacted",
-            postgresql_where=text("NOT compacted"),
-            sqlite_where=text("compacted = 0"),
-        ),
-    )
+    return summary_indexes(name, "branch_id", "bdm_id", "broker_id")
 
 
 def _scope(model) -> dict:

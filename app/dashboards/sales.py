@@ -173,6 +173,49 @@ def conversion_by_agent(filters: DashboardFilters) -> Chart:
     )
 
 
+def leads_by_campaign(filters: DashboardFilters) -> Chart:
+    """Leads each campaign brought in during the period, and how many are converted now (from
+    the campaign attribution summary, ``app.campaigns.summary``)."""
+    from app.campaigns.models import Campaign
+    from app.campaigns.summary import leads_and_conversions_by_campaign
+
+    found = leads_and_conversions_by_campaign(
+        filters.date_from, filters.date_to, filters.branch, filters.agent
+    )
+    ids = [campaign_id for campaign_id, _, _ in found]
+    names = (
+        dict(
+            db.session.execute(select(Campaign.id, Campaign.name).where(Campaign.id.in_(ids))).all()
+        )
+        if ids
+        else {}
+    )
+    bars, rows = [], []
+    for campaign_id, n, c in sorted(found, key=lambda r: (-r[1], names.get(r[0], ""), r[0])):
+        name = names.get(campaign_id, f"Campaign #{campaign_id}")
+        rate = _rate(c, n)
+        bars.append(
+            Bar(
+                name,
+                n,
+                n,
+                _lead_list(filters, ("campaign", REL, campaign_id)),
+                f"{name}: {n} leads, {c} converted ({rate}%)",
+            )
+        )
+        rows.append((name, n, c, rate))
+    return Chart(
+        key="leads-by-campaign",
+        title="Leads and conversions by campaign",
+        value_title="Leads",
+        bars=bars,
+        columns=("Campaign", "Leads", "Converted", "Conversion rate (%)"),
+        rows=rows,
+        note="Leads of the period that came in through a campaign; a bar opens them.",
+        orientation="h",
+    )
+
+
 SALES = Dashboard(
     key="sales",
     title="Sales dashboard",
@@ -183,6 +226,7 @@ SALES = Dashboard(
         ChartSpec("lead-funnel", "Lead funnel", lead_funnel),
         ChartSpec("conversion-by-source", "Conversion rate by source", conversion_by_source),
         ChartSpec("conversion-by-agent", "Conversion rate by agent", conversion_by_agent),
+        ChartSpec("leads-by-campaign", "Leads and conversions by campaign", leads_by_campaign),
     ),
     intro="Leads created in the period (UTC days), in your branch or your own as your role allows.",
 )

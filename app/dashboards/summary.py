@@ -160,6 +160,40 @@ def utc_day(column, dialect: str):
     return type_coerce(func.date(column), Date)
 
 
+def summary_indexes(name: str, *people: str) -> tuple:
+    """The indexes of a summary table ``name``: by grain and day, by each of the ``people``
+    columns (``branch_id``, ``agent_id``...) with grain and day, and the partial index on the
+    rows not folded yet."""
+    return (
+        Index(f"ix_{name}_grain_day", "grain", "day"),
+        *(Index(f"ix_{name}_{c.removesuffix('_id')}_grain_day", c, "grain", "day") for c in people),
+        Index(
+            f"ix_{name}_pending",
+            "compacted",
+            postgresql_where=text("NOT compacted"),
+            sqlite_where=text("compacted = 0"),
+        ),
+    )
+
+
+def people_clauses(model, branch: int | None, agent: int | None, agent_column: str) -> list:
+    """A dashboard's branch and person filters on a summary (``None``: not filtered)."""
+    where = []
+    if branch is not None:
+        where.append(model.branch_id == branch)
+    if agent is not None:
+        where.append(getattr(model, agent_column) == agent)
+    return where
+
+
+def lead_key(row: dict, now: datetime) -> tuple[date, int, int]:
+    """(UTC day created, branch, agent or 0) of a lead about to be inserted from ``row``."""
+    created = row.get("created_at") or now
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return created.astimezone(UTC).date(), row["branch_id"], row.get("assigned_agent_id") or 0
+
+
 def cents(column, dialect: str):
     """A money column as whole cents, in SQL (SQLite keeps numbers as floats)."""
     if dialect == "postgresql":
@@ -351,6 +385,7 @@ def install_summary_hooks() -> None:
     global _installed
     if _installed:
         return
+    import app.campaigns.summary  # noqa: F401  (registers the campaign attribution summary)
     import app.dashboards.client_summary  # noqa: F401  (registers the client summaries)
     import app.dashboards.desk_summary  # noqa: F401  (registers the billing and forex summaries)
     import app.dashboards.lending_summary  # noqa: F401  (registers the lending summaries)
@@ -512,17 +547,7 @@ class LeadSummary(Model):
     day) in a branch, by agent (0: none) and source, counted per status they are in now."""
 
     __tablename__ = "summary_lead"
-    __table_args__ = (
-        Index("ix_summary_lead_grain_day", "grain", "day"),
-        Index("ix_summary_lead_branch_grain_day", "branch_id", "grain", "day"),
-        Index("ix_summary_lead_agent_grain_day", "agent_id", "grain", "day"),
-        Index(
-            "ix_summary_lead_pending",
-            "compacted",
-            postgresql_where=text("NOT compacted"),
-            sqlite_where=text("compacted = 0"),
-        ),
-    )
+    __table_args__ = summary_indexes("summary_lead", "branch_id", "agent_id")
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     grain: Mapped[str] = mapped_column(String(1))
@@ -558,15 +583,7 @@ def _leads_from_values(rows: list[dict]) -> Contribution:
     now = datetime.now(UTC)
     found: dict[tuple, list[int]] = {}
     for row in rows:
-        created = row.get("created_at") or now
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=UTC)
-        key = (
-            created.astimezone(UTC).date(),
-            row["branch_id"],
-            row.get("assigned_agent_id") or 0,
-            row.get("source") or "manual",
-        )
+        key = (*lead_key(row, now), row.get("source") or "manual")
         counts = found.setdefault(key, [0] * len(LEAD_STATUSES))
         counts[LEAD_STATUSES.index(row.get("status") or "new")] += 1
     return {key: tuple(counts) for key, counts in found.items()}
@@ -595,11 +612,7 @@ def status_counts_by_source_and_agent(
     from app.extensions import db
 
     s = LeadSummary
-    where = [period_clause(s, date_from, date_to)]
-    if branch is not None:
-        where.append(s.branch_id == branch)
-    if agent is not None:
-        where.append(s.agent_id == agent)
+    where = [period_clause(s, date_from, date_to), *people_clauses(s, branch, agent, "agent_id")]
     sums = [func.sum(getattr(s, m)) for m in LEAD_MEASURES]
     found = db.session.execute(
         select(s.source, s.agent_id, *sums).where(*where).group_by(s.source, s.agent_id)

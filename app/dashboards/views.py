@@ -15,6 +15,7 @@ from app.dashboards.base import Dashboard
 from app.dashboards.catalogue import BILLING, BROKERAGE, COMPLIANCE, FOREX, LENDING, SALES
 from app.dashboards.charts import figure_html
 from app.dashboards.filters import LABELS, filter_choices, parse_filters
+from app.dashboards.support import SUPPORT
 
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 PLOTLY_VERSION = plotly.__version__
@@ -105,6 +106,12 @@ class ForexDashboardView(DashboardView):
     dashboard = FOREX
 
 
+class SupportDashboardView(DashboardView):
+    route_base = "/dashboards/support"
+    class_permission_name = "SupportDashboard"
+    dashboard = SUPPORT
+
+
 DASHBOARD_VIEWS = (
     SalesDashboardView,
     ComplianceDashboardView,
@@ -112,6 +119,7 @@ DASHBOARD_VIEWS = (
     BrokerageDashboardView,
     BillingDashboardView,
     ForexDashboardView,
+    SupportDashboardView,
 )
 
 

@@ -91,7 +91,9 @@ def rows_from_csv(text: str) -> list[dict[str, str]]:
     return list(reader)
 
 
-def _parse_row(raw: dict, known: set[str]) -> RateRow:
+def parse_rate_row(raw: dict, known: set[str]) -> RateRow:
+    """One rate checked: both currencies known, a positive rate of at most 8 places, an ISO
+    time (UTC when it names no zone); ``ValueError`` naming the problem otherwise."""
     base = str(raw.get("base") or "").strip().upper()
     quote = str(raw.get("quote") or "").strip().upper()
     for code in (base, quote):
@@ -125,7 +127,7 @@ def load_rates(feed: RateFeed) -> list[FxRate]:
     parsed, errors = [], []
     for number, raw in enumerate(rows, start=2):
         try:
-            parsed.append(_parse_row(raw, known))
+            parsed.append(parse_rate_row(raw, known))
         except ValueError as exc:
             errors.append(f"line {number}: {exc}")
     if errors:

@@ -5,7 +5,6 @@ never edited: they change only through the services in ``app.forex.wallets``."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
@@ -13,9 +12,7 @@ from sqlalchemy import select
 from wtforms import BooleanField
 
 from app.clients.models import Client
-from app.core.audit import record_rejection
-from app.core.crud import CrmSQLAInterface, ServiceModelView
-from app.core.errors import DomainError, NotFound
+from app.core.crud import CrmSQLAInterface, ServiceModelView, run_action
 from app.core.forms import display_money, display_timestamp
 from app.core.once import once_per_form
 from app.extensions import db
@@ -32,21 +29,6 @@ WALLET_PERMISSIONS = ["can_read", "can_write", "can_repay"]
 RESERVE_PERMISSIONS = ["can_read", "can_write"]
 ACTIVE_FIELD = {"active": BooleanField("Active", default=True)}
 """An unticked box means inactive (FAB would make a non-null flag a required tick)."""
-
-
-def _run(action: Callable[[], Any], record_type: str) -> tuple[Any, str | None]:
-    """Run one service call in its own transaction: (result, None) or (None, the refusal)."""
-    try:
-        result = action()
-        db.session.commit()
-    except NotFound:
-        db.session.rollback()
-        abort(404)
-    except DomainError as exc:
-        db.session.rollback()
-        record_rejection(record_type, str(exc))
-        return None, str(exc)
-    return result, None
 
 
 class CurrencyView(ServiceModelView):
@@ -113,7 +95,12 @@ class WalletView(ServiceModelView):
 
     datamodel = CrmSQLAInterface(Wallet)
     class_permission_name = "Wallet"
-    method_permission_name = {**VIEW_METHOD_ACTIONS, "deposit": REPAY, "withdraw": REPAY}
+    method_permission_name = {
+        **VIEW_METHOD_ACTIONS,
+        "deposit": REPAY,
+        "withdraw": REPAY,
+        "payment_link": REPAY,
+    }
     base_permissions = WALLET_PERMISSIONS
     show_template = "crm/wallet_show.html"
     list_title = "Wallets"
@@ -147,7 +134,7 @@ class WalletView(ServiceModelView):
         return super().show(pk)
 
     def _move(self, pk: int, move: Callable[[int, dict], Wallet], verb: str):
-        wallet, refusal = _run(
+        wallet, refusal = run_action(
             lambda: once_per_form(f"wallet {verb.lower()}", lambda: move(pk, request.form)),
             "wallet",
         )
@@ -166,6 +153,21 @@ class WalletView(ServiceModelView):
     @has_access
     def withdraw(self, pk: int):
         return self._move(pk, wallets.withdraw, "Withdrawn")
+
+    @expose("/payment-link/<int:pk>", methods=["POST"])
+    @has_access
+    def payment_link(self, pk: int):
+        """A link the client tops the wallet up with, by the amount typed (docs/payments.md)."""
+        from app.payments.services import link_for_wallet_top_up
+
+        link, refusal = run_action(
+            lambda: link_for_wallet_top_up(pk, request.form.get("amount")), "payment_intent"
+        )
+        if refusal:
+            flash(f"Not done: {refusal}", "danger")
+        else:
+            flash(f"Payment link for {link.amount:,.2f} {link.currency}: {link.url}", "success")
+        return redirect(url_for(f"{self.endpoint}.show", pk=pk))
 
 
 class FxExchangeView(ServiceModelView):
@@ -277,7 +279,7 @@ class ExchangeView(BaseView):
             k: request.form.get(k, "")
             for k in ("client_id", "sell_currency", "buy_currency", "sell_amount")
         }
-        quote, refusal = _run(lambda: services.quote(form), "fx_exchange")
+        quote, refusal = run_action(lambda: services.quote(form), "fx_exchange")
         if refusal:
             return self._render(None, form, refusal), 422
         return self._render(quote, form)
@@ -285,7 +287,7 @@ class ExchangeView(BaseView):
     @expose("/execute/<int:pk>", methods=["POST"])
     @has_access
     def execute(self, pk: int):
-        exchange, refusal = _run(lambda: services.execute(pk), "fx_exchange")
+        exchange, refusal = run_action(lambda: services.execute(pk), "fx_exchange")
         if refusal:
             flash(f"Not executed: {refusal}", "danger")
             return redirect(url_for("ExchangeView.page", exchange_id=pk))
@@ -340,7 +342,9 @@ class ReserveView(BaseView):
     @has_access
     def topup(self):
         code = request.form.get("currency", "")
-        reserve, refusal = _run(lambda: wallets.top_up_reserve(code, request.form), "fx_reserve")
+        reserve, refusal = run_action(
+            lambda: wallets.top_up_reserve(code, request.form), "fx_reserve"
+        )
         if refusal:
             flash(f"Not topped up: {refusal}", "danger")
         else:

@@ -14,8 +14,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    exists,
-    select,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -25,7 +23,7 @@ from app.core.masking import mask
 from app.core.types import UTCDateTime, utcnow
 from app.documents.models import Document
 from app.leads.models import _one_of
-from app.security.scoping import scoped
+from app.security.scoping import scoped, through_parent
 
 CASE_STATUSES = ("pending", "in_review", "verified", "rejected")
 OPEN_CASE_STATUSES = ("pending", "in_review", "rejected")
@@ -107,16 +105,7 @@ class KycCase(Model):
 
 def _through_case(column):
     """Scope rules for rows of a case: visible where the case's client is."""
-    client_rules = _through_client(lambda: KycCase.client_id)
-
-    def rule(kind: str):
-        return lambda actor: exists(
-            select(KycCase.id)
-            .where(KycCase.id == column(), client_rules[kind](actor))
-            .correlate_except(KycCase)
-        )
-
-    return {"branch": rule("branch"), "own": rule("own")}
+    return through_parent(KycCase, column)
 
 
 @scoped

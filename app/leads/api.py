@@ -28,6 +28,8 @@ LEAD_FIELDS = [
     "branch_id",
     "notes",
     "next_follow_up_at",
+    "marketing_consent",
+    "campaign_id",
 ]
 
 
@@ -65,6 +67,7 @@ class LeadApi(ServiceModelRestApi):
         "source",
         "assigned_agent_id",
         "branch_id",
+        "campaign_id",
     ]
     order_columns = [
         "id",

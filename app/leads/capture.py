@@ -8,7 +8,7 @@ visitor.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import EmailField, StringField, TextAreaField
@@ -44,6 +44,17 @@ class EnquiryForm(FlaskForm):
     """The honeypot: hidden from people by CSS, filled in by bots."""
 
 
+def _campaign_of_visit() -> int | None:
+    """The campaign of the link the visitor came by (``?utm_campaign=<reference>``); an unknown
+    reference is ignored (a visitor cannot fix someone else's link)."""
+    from app.leads.services import campaign_for_code
+
+    try:
+        return campaign_for_code(request.args.get("utm_campaign"))
+    except DomainError:
+        return None
+
+
 @public_leads.route("/<string:branch_code>", methods=["GET", "POST"])
 def enquire(branch_code: str):
     with acting_as_system():
@@ -58,14 +69,16 @@ def enquire(branch_code: str):
         return _page("public/thanks.html", branch=branch)
     try:
         with acting_as_system():
+            campaign_id = _campaign_of_visit()
             create_lead(
+                campaign_id=campaign_id,
                 first_name=form.first_name.data,
                 last_name=form.last_name.data,
                 email=form.email.data,
                 phone=form.phone.data,
                 company=form.company.data,
                 notes=form.notes.data,
-                source="web_form",
+                source="campaign" if campaign_id else "web_form",
                 status="new",
                 branch_id=branch.id,
                 assigned_agent_id=least_busy_agent(branch.id),

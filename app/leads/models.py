@@ -9,6 +9,7 @@ from flask_appbuilder import Model
 from flask_appbuilder.security.sqla.models import User
 from markupsafe import Markup
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     exists,
+    false,
     or_,
     select,
 )
@@ -28,6 +30,7 @@ from app.org.models import Branch
 from app.security.scoping import scoped
 
 if TYPE_CHECKING:
+    from app.campaigns.models import Campaign
     from app.clients.models import Client
 
 LEAD_SOURCES = ("web_form", "manual", "import", "referral", "campaign", "api")
@@ -122,9 +125,17 @@ class Lead(Model):
     lead_import_id: Mapped[int | None] = mapped_column(
         ForeignKey("lead_import.id", name="fk_lead_lead_import_id"), index=True
     )
+    # Marketing: campaigns reach only leads who agreed; an unsubscribe link withdraws it.
+    marketing_consent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    marketing_opt_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The campaign that brought the lead in (its reference or UTM code on entry).
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaign.id", name="fk_lead_campaign_id", use_alter=True), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    campaign: Mapped[Campaign | None] = relationship("Campaign", foreign_keys=[campaign_id])
     assigned_agent: Mapped[User | None] = relationship(User, foreign_keys=[assigned_agent_id])
     branch: Mapped[Branch] = relationship(Branch)
     interactions: Mapped[list[Interaction]] = relationship(

@@ -103,10 +103,44 @@ def prepare_lead(
     lead.investment_capacity = parse_choice(
         lead.investment_capacity, "investment_capacity", INVESTMENT_CAPACITY_BANDS, False
     )
+    _check_campaign(lead)
     _check_status_change(lead)
     _assign(lead, actor, agent_branches)
     recompute_score(lead)
     return lead
+
+
+def _check_campaign(lead: Lead) -> None:
+    """The campaign a lead came from must exist (any campaign: its reference is public)."""
+    if lead.campaign is not None or lead.campaign_id in (None, ""):
+        return
+    from app.campaigns.models import Campaign
+
+    found = (
+        isinstance(lead.campaign_id, int)
+        and 0 < lead.campaign_id < 2**31
+        and db.session.scalar(
+            select(Campaign.id).where(Campaign.id == lead.campaign_id),
+            execution_options=UNSCOPED,
+        )
+    )
+    if not found:
+        raise FieldError(f"no campaign {lead.campaign_id}.", "campaign_id")
+
+
+def campaign_for_code(code: Any) -> int | None:
+    """The id of the campaign whose reference (UTM code) is ``code``; FieldError if none."""
+    text = str(code or "").strip().lower()
+    if not text:
+        return None
+    from app.campaigns.models import Campaign
+
+    found = db.session.scalar(
+        select(Campaign.id).where(Campaign.code == text[:40]), execution_options=UNSCOPED
+    )
+    if found is None:
+        raise FieldError(f"no campaign with the reference {text[:40]!r}.", "campaign")
+    return found
 
 
 def find_exact_duplicate(

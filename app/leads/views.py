@@ -10,6 +10,7 @@ from wtforms.validators import Optional
 from app.core.crud import CrmSQLAInterface, ServiceModelView
 from app.core.errors import DomainError
 from app.core.forms import (
+    MARKETING_CONSENT,
     choice_field,
     display_choice,
     display_timestamp,
@@ -118,6 +119,9 @@ class LeadView(ServiceModelView):
         "branch",
         "next_follow_up_at",
         "notes",
+        "marketing_consent",
+        "marketing_opt_out_at",
+        "campaign",
         "created_at",
         "updated_at",
     ]
@@ -134,6 +138,8 @@ class LeadView(ServiceModelView):
         "branch",
         "next_follow_up_at",
         "notes",
+        "marketing_consent",
+        "campaign",
     ]
     edit_columns = add_columns[:7] + ["lost_reason"] + add_columns[7:]
     search_columns = [
@@ -148,6 +154,9 @@ class LeadView(ServiceModelView):
         "branch",
         "created_at",
         "next_follow_up_at",
+        "investment_capacity",
+        "marketing_consent",
+        "campaign",
     ]
     order_columns = ["first_name", "last_name", "status", "score", "next_follow_up_at"]
     base_order = ("id", "desc")
@@ -177,6 +186,7 @@ class LeadView(ServiceModelView):
         "assigned_agent": optional_relation_field(
             "Assigned agent", org_services.assignable_staff, "(me, when I am an agent)"
         ),
+        "marketing_consent": MARKETING_CONSENT,
     }
     edit_form_extra_fields = add_form_extra_fields
 

@@ -16,7 +16,7 @@ from wtforms.validators import Optional
 
 from app.clients.models import Client
 from app.core.audit import record_rejection
-from app.core.crud import CrmSQLAInterface, ServiceModelView
+from app.core.crud import CrmSQLAInterface, ServiceModelView, run_action
 from app.core.errors import DomainError, NotFound
 from app.core.forms import choice_field, display_choice, display_money, display_timestamp
 from app.core.once import once_per_form
@@ -189,6 +189,7 @@ class LoanApplicationView(ServiceModelView):
         "note": "write",
         "fee": DECIDE,
         "pay_fee": REPAY,
+        "payment_link": REPAY,
         "upload": "write",
         "file": "read",
     }
@@ -287,16 +288,9 @@ class LoanApplicationView(ServiceModelView):
     def _act(self, pk: int, action: Callable[[], Any], done: Callable[[Any], str]):
         """Run one action on an application in its own transaction; refusals are flashed
         (with what to fix) and audited, and nothing is half-written."""
-        try:
-            result = action()
-            db.session.commit()
-        except NotFound:
-            db.session.rollback()
-            abort(404)
-        except DomainError as exc:
-            db.session.rollback()
-            record_rejection("loan_application", str(exc))
-            flash(f"Not done: {exc}", "danger")
+        result, refusal = run_action(action, "loan_application")
+        if refusal:
+            flash(f"Not done: {refusal}", "danger")
         else:
             flash(done(result), "success")
         return redirect(
@@ -327,6 +321,18 @@ class LoanApplicationView(ServiceModelView):
                 f"Repayment of {r.amount:,.2f} recorded: interest {r.interest_part:,.2f}, "
                 f"principal {r.principal_part:,.2f}."
             ),
+        )
+
+    @expose("/payment-link/<int:pk>", methods=["POST"])
+    @has_access
+    def payment_link(self, pk: int):
+        """A link the client pays the next instalment still due with (docs/payments.md)."""
+        from app.payments.services import link_for_instalment
+
+        return self._act(
+            pk,
+            lambda: link_for_instalment(pk),
+            lambda link: f"Payment link for {link.amount:,.2f} {link.currency}: {link.url}",
         )
 
     @expose("/note/<int:pk>", methods=["POST"])

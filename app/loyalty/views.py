@@ -7,10 +7,10 @@ from flask_appbuilder import BaseView, expose, has_access
 from sqlalchemy import select
 
 from app.clients.models import Client
-from app.core.crud import CrmSQLAInterface, ServiceModelView
+from app.core.crud import CrmSQLAInterface, ServiceModelView, run_action
 from app.core.forms import display_timestamp
 from app.extensions import db
-from app.forex.views import ACTIVE_FIELD, RW_PERMISSIONS, _run
+from app.forex.views import ACTIVE_FIELD, RW_PERMISSIONS
 from app.loyalty import services
 from app.loyalty.models import LoyaltyAccount, LoyaltyTransaction, Voucher
 from app.security.scoping import UNSCOPED
@@ -85,7 +85,9 @@ class RedeemView(BaseView):
     @expose("/redeem", methods=["POST"])
     @has_access
     def redeem(self):
-        redemption, refusal = _run(lambda: services.redeem(request.form), "voucher_redemption")
+        redemption, refusal = run_action(
+            lambda: services.redeem(request.form), "voucher_redemption"
+        )
         if refusal:
             flash(f"Not redeemed: {refusal}", "danger")
         else:

@@ -21,14 +21,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    exists,
-    select,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.types import UTCDateTime, utcnow
 from app.leads.models import _one_of
-from app.security.scoping import scoped
+from app.security.scoping import scoped, through_parent
 
 Money = Numeric(18, 2)
 
@@ -36,6 +34,9 @@ PURPOSES = ("invoice", "instalment", "wallet_top_up")
 INTENT_STATUSES = ("pending", "succeeded", "failed", "refunded", "parked")
 EVENT_TYPES = ("succeeded", "failed", "refunded")
 CREDIT_STATUSES = ("open", "resolved")
+CREDIT_RESOLUTIONS = ("applied", "refunded")
+"""A parked credit is resolved by applying it to an invoice or loan of the same client (through
+that desk's payment service), or by recording the refund made at the provider."""
 
 
 @scoped
@@ -101,6 +102,7 @@ class PaymentIntent(Model):
         return f"payment link #{self.id} ({self.amount} {self.currency}, {self.pays})"
 
 
+@scoped
 class PaymentEvent(Model):
     """One event a provider sent, kept once per (provider, event id): a replay finds it and
     changes nothing."""
@@ -125,13 +127,12 @@ class PaymentEvent(Model):
 
     intent: Mapped[PaymentIntent | None] = relationship(PaymentIntent)
 
-
-def _intent_visible(rule):
-    return exists(
-        select(PaymentIntent.id)
-        .where(PaymentIntent.id == PaymentCredit.intent_id, rule)
-        .correlate_except(PaymentIntent)
+    __scope__ = through_parent(
+        PaymentIntent, lambda: PaymentEvent.intent_id, ("branch", "own", "bdm")
     )
+
+    def __repr__(self) -> str:
+        return f"{self.provider} event {self.event_id} ({self.event_type})"
 
 
 @scoped
@@ -143,6 +144,11 @@ class PaymentCredit(Model):
     __table_args__ = (
         CheckConstraint(_one_of("status", CREDIT_STATUSES), name="ck_payment_credit_status"),
         CheckConstraint("amount > 0", name="ck_payment_credit_amount"),
+        CheckConstraint(
+            "resolution IS NULL OR resolution IN ('applied', 'refunded')",
+            name="ck_payment_credit_resolution",
+        ),
+        Index("ix_payment_credit_status", "status", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -153,14 +159,20 @@ class PaymentCredit(Model):
     reason: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="open")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolution: Mapped[str | None] = mapped_column(String(20))
+    resolution_note: Mapped[str | None] = mapped_column(String(500))
+    """The refund's reference at the provider, or what the credit was applied to."""
+    applied_payment_id: Mapped[int | None] = mapped_column(ForeignKey("billing_payment.id"))
+    applied_repayment_id: Mapped[int | None] = mapped_column(ForeignKey("loan_repayment.id"))
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("ab_user.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     intent: Mapped[PaymentIntent] = relationship(PaymentIntent)
+    resolved_by: Mapped[User | None] = relationship(User)
 
-    __scope__ = {
-        "branch": lambda actor: _intent_visible(PaymentIntent.__scope__["branch"](actor)),
-        "own": lambda actor: _intent_visible(PaymentIntent.__scope__["own"](actor)),
-        "bdm": lambda actor: _intent_visible(PaymentIntent.__scope__["bdm"](actor)),
-    }
+    __scope__ = through_parent(
+        PaymentIntent, lambda: PaymentCredit.intent_id, ("branch", "own", "bdm")
+    )
 
     def __repr__(self) -> str:
         return f"parked credit #{self.id} ({self.amount} {self.currency})"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.core.audit import record_event
 from app.core.errors import ConflictError, DomainError, NotFound, PermissionDenied
@@ -212,19 +213,33 @@ def receive_webhook(provider_name: str, payload: bytes, headers: Mapping[str, st
         return _apply(provider.name, event)
 
 
-def _apply(provider: str, event: ProviderEvent) -> WebhookAnswer:
-    seen = db.session.scalar(
+def _seen(provider: str, event: ProviderEvent) -> PaymentEvent | None:
+    return db.session.scalar(
         select(PaymentEvent).where(
             PaymentEvent.provider == provider, PaymentEvent.event_id == event.event_id
         )
     )
+
+
+def _duplicate(seen: PaymentEvent) -> WebhookAnswer:
+    return WebhookAnswer(200, {"status": "duplicate", "outcome": seen.outcome})
+
+
+def _apply(provider: str, event: ProviderEvent) -> WebhookAnswer:
+    seen = _seen(provider, event)
     if seen is not None:
-        return WebhookAnswer(200, {"status": "duplicate", "outcome": seen.outcome})
+        return _duplicate(seen)
     if event.type is None:
         return WebhookAnswer(200, {"status": "ignored", "outcome": "not an event FinCRM uses"})
     intent = _find_intent(provider, event)
     if intent is None:
         return _refuse(404, "no payment link matches the event.", provider, event.event_id)
+    # The link is locked now: a delivery of the same event that got here first has committed,
+    # and this statement sees it.
+    seen = _seen(provider, event)
+    if seen is not None:
+        db.session.rollback()
+        return _duplicate(seen)
     if event.amount is not None and event.amount != intent.amount:
         return _refuse(
             422,
@@ -250,7 +265,15 @@ def _apply(provider: str, event: ProviderEvent) -> WebhookAnswer:
         outcome="received",
     )
     db.session.add(row)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # The same event recorded at this moment by another delivery (a link not locked yet).
+        db.session.rollback()
+        seen = _seen(provider, event)
+        if seen is None:
+            raise
+        return _duplicate(seen)
     if event.type == "succeeded":
         row.outcome = _succeeded(intent, row)
     elif event.type == "failed":

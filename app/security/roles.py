@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 READ, WRITE, DELETE, REVEAL, APPROVE = "read", "write", "delete", "reveal", "approve"
-DECIDE, REPAY = "decide", "repay"
+DECIDE, REPAY, INGEST = "decide", "repay", "ingest"
 """Lending: ``decide`` approves, declines, settles and closes applications; ``repay`` records
-money received (repayments, fee payments)."""
+money received (repayments, fee payments). Support: ``ingest`` files raw e-mail into cases
+(the mail gateway's account)."""
 R = frozenset({READ})
 RW = frozenset({READ, WRITE})
 RWD = frozenset({READ, WRITE, DELETE})
@@ -60,6 +61,7 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "ClientContact": (),
     "ClientDirector": (),
     "Task": ("My tasks", "Overdue", "All tasks", "Calendar"),
+    "SupportCase": ("Support queue", "Support cases"),
     "Document": ("Documents",),
     "KycCase": ("KYC cases",),
     "KycQueue": ("KYC queue",),
@@ -76,10 +78,16 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "Ledger": ("Chart of accounts", "Journal", "Trial balance"),
     "Offer": ("Offers",),
     "OfferDelivery": (),
+    # Marketing campaigns: saved segments, campaigns, who each reached
+    "Campaign": ("Campaigns",),
+    "CampaignSegment": ("Segments",),
+    "CampaignRecipient": (),
     # Billing desk
     "BillingProduct": ("Products and services",),
     "Quotation": ("Quotations",),
     "Invoice": ("Invoices", "Payments"),
+    "PaymentLink": ("Payment links",),
+    "PaymentCredit": ("Parked credits",),
     "Contract": ("Contracts",),
     "Instrument": ("Instruments",),
     "Trade": ("Trades",),
@@ -98,6 +106,7 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "BrokerageDashboard": ("Portfolio value",),
     "BillingDashboard": ("Receivables",),
     "ForexDashboard": ("FX volume",),
+    "SupportDashboard": ("Support overview",),
 }
 # Actions a resource has beyond read/write/delete (each its own permission).
 EXTRA_ACTIONS: dict[str, frozenset[str]] = {
@@ -107,6 +116,7 @@ EXTRA_ACTIONS: dict[str, frozenset[str]] = {
     "Invoice": frozenset({DECIDE, REPAY}),  # billing: decide issues and voids, repay records
     "Trade": frozenset({DECIDE}),  # settle and cancel trades
     "Wallet": frozenset({REPAY}),  # deposits and withdrawals
+    "SupportCase": frozenset({INGEST}),  # inbound e-mail from the mail gateway
 }
 # Menu categories, one per desk (README "Navigation"): shown when the role can open any entry
 # inside. At most 7, so every role's navbar holds one row. The Admin's "Organisation" also ends
@@ -118,6 +128,9 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
         "Overdue",
         "All tasks",
         "Calendar",
+        "Support queue",
+        "Support cases",
+        "Support overview",
         "Notifications",
         "My preferences",
         "All reports",
@@ -131,6 +144,8 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
         "Interactions",
         "Clients",
         "Offers",
+        "Campaigns",
+        "Segments",
         "Pipeline",
     ),
     "Lending": (
@@ -146,6 +161,8 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
         "Quotations",
         "Invoices",
         "Payments",
+        "Payment links",
+        "Parked credits",
         "Contracts",
         "Chart of accounts",
         "Journal",
@@ -289,9 +306,14 @@ ROLES: dict[str, RoleSpec] = {
                 "Ledger": R,
                 "Offer": RW,
                 "OfferDelivery": R,
+                "Campaign": RW,
+                "CampaignSegment": RW,
+                "CampaignRecipient": R,
                 "BillingProduct": RW,
                 "Quotation": RW,
                 "Invoice": RW | {DECIDE, REPAY},
+                "PaymentLink": R,
+                "PaymentCredit": RW,
                 "Contract": RW,
                 "Instrument": RW,
                 "Trade": RW | {DECIDE},
@@ -299,6 +321,7 @@ ROLES: dict[str, RoleSpec] = {
                 "Wallet": RW | {REPAY},
                 "FxExchange": RW,
                 "Loyalty": RW,
+                "SupportCase": RW,
                 **DASHBOARDS_ALL,
             },
             "Everything in their branch; reassigns work; dashboards and exports.",
@@ -318,9 +341,13 @@ ROLES: dict[str, RoleSpec] = {
                 "KycCase": RW,
                 "Offer": R,
                 "OfferDelivery": R,
+                "Campaign": R,
+                "CampaignSegment": R,
+                "CampaignRecipient": R,
                 "BillingProduct": R,
                 "Quotation": RW,
                 "Invoice": R,
+                "PaymentLink": R,
                 "Contract": RW,
                 "Instrument": R,
                 "Trade": RW,
@@ -328,6 +355,7 @@ ROLES: dict[str, RoleSpec] = {
                 "Wallet": R,
                 "FxExchange": RW,
                 "Loyalty": RW,
+                "SupportCase": RW,
                 **OWN_TASKS,
                 "SalesDashboard": R,
                 "BrokerageDashboard": R,
@@ -349,6 +377,8 @@ ROLES: dict[str, RoleSpec] = {
                 "KycReport": R,
                 "AuditLog": R,
                 "MessageLog": R,
+                "PaymentLink": R,
+                "PaymentCredit": R,
                 "Contract": R,
                 "Instrument": R,
                 "Trade": R,
@@ -367,6 +397,7 @@ ROLES: dict[str, RoleSpec] = {
                 "LoanProduct": R,
                 "Broker": R,
                 "LoanApplication": RW | {DECIDE, REPAY},
+                "PaymentLink": R,
                 **OWN_TASKS,
                 "LendingDashboard": R,
             },
@@ -383,6 +414,20 @@ ROLES: dict[str, RoleSpec] = {
                 "LendingDashboard": R,
             },
             "Only the loan applications they introduced.",
+        ),
+        RoleSpec(
+            "Support",
+            SCOPE_BRANCH,
+            {
+                "Branch": R,
+                "Client": R,
+                "ClientContact": R,
+                "Interaction": R,
+                "SupportCase": RW,
+                **OWN_TASKS,
+                "SupportDashboard": R,
+            },
+            "Customer service: the support cases of their branch's clients, the queue, replies.",
         ),
         RoleSpec(
             "Auditor",

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 from flask import g, has_request_context, request
 from flask_login import current_user
-from sqlalchemy import ColumnElement, event, false, or_, select
+from sqlalchemy import ColumnElement, event, exists, false, or_, select
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from app.core.errors import ScopeViolation
@@ -62,6 +62,23 @@ def scoped(model: type) -> type:
     _SCOPED_MODELS[model] = dict(model.__scope__)
     _scope_options.cache_clear()
     return model
+
+
+def through_parent(
+    parent: type, column: Callable[[], ColumnElement], kinds: tuple[str, ...] = ("branch", "own")
+) -> dict[str, ScopeRule]:
+    """Scope rules for rows that belong to a ``parent`` row (``column()`` names its id): a row
+    is visible where its parent is, by the parent's own rules."""
+
+    def rule(kind: str) -> ScopeRule:
+        # correlate_except: the sub-query has its own parent, whatever the outer query joins.
+        return lambda actor: exists(
+            select(parent.id)
+            .where(parent.id == column(), parent.__scope__[kind](actor))
+            .correlate_except(parent)
+        )
+
+    return {kind: rule(kind) for kind in kinds}
 
 
 def scoped_models() -> dict[type, dict[str, ScopeRule]]:

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import pytest
 from PIL import Image
 from playwright.sync_api import Page, Route, expect
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from app.dashboards.catalogue import DASHBOARDS
@@ -37,6 +38,24 @@ TRACES = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(e
 }))"""
 
 
+def _sydney_campaign_and_support_cases(world: World) -> None:
+    """So the sales dashboard's campaign chart and the support dashboard's charts have bars to
+    draw for the Sydney manager: Sydney's leads came through a campaign, and its client has
+    cases."""
+    from app.clients.models import Client
+    from app.leads.models import Lead
+    from app.support.services import open_case
+    from tests.test_campaigns import make_campaign, make_segment
+
+    campaign = make_campaign(make_segment(), name="Spring funds")
+    for lead in db.session.scalars(select(Lead).where(Lead.branch_id == world.syd)):
+        lead.campaign_id = campaign.id
+    client = db.session.scalars(select(Client).where(Client.branch_id == world.syd)).first()
+    for priority in ("urgent", "normal"):
+        open_case(client.id, f"A {priority} question", priority=priority)
+    db.session.commit()
+
+
 @pytest.fixture(scope="module")
 def dashboards_site(tmp_path_factory) -> Iterator[tuple[str, World]]:
     """Its own app (CSRF on), database and server; yields the base URL and who is in it."""
@@ -45,6 +64,7 @@ def dashboards_site(tmp_path_factory) -> Iterator[tuple[str, World]]:
     prepare_schema(app)
     with app.app_context():
         world = build_world()
+        _sydney_campaign_and_support_cases(world)
         db.session.remove()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", 0, app, threaded=True)

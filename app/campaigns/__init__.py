@@ -1,0 +1,1 @@
+"""Marketing campaigns: saved segments, campaigns sent through the outbox, unsubscribe links, attribution."""
