@@ -120,3 +120,31 @@ def test_xlsx_files_import_too(app, tmp_path):
     result = _run(app, path, agent.user.username)
     assert "imported 1 leads" in result.output
     assert db.session.query(Lead).one().email == "asha@example.com"
+
+
+def test_a_campaign_column_attributes_the_leads_and_an_unknown_reference_is_named(app, tmp_path):
+    from app.campaigns.summary import leads_and_conversions_by_campaign
+    from tests.test_campaigns import make_campaign, make_segment
+
+    agent = make_staff("Agent", make_branch())
+    campaign = make_campaign(make_segment(), name="Diwali Funds", code="diwali-26")
+    campaign_id = campaign.id
+    path = tmp_path / "campaign.csv"
+    path.write_text(
+        "first_name,last_name,email,campaign\n"
+        "Ana,One,ana@example.com,DIWALI-26\n"
+        "Ben,Two,ben@example.com,\n"
+        "Cy,Three,cy@example.com,no-such-code\n"
+        "Di,Four,di@example.com,diwali-26\n"
+    )
+    refused = _run(app, path, agent.user.username)
+    assert refused.exit_code == 1
+    assert "row 4: campaign: no campaign with the reference 'no-such-code'" in refused.output
+    assert count(Lead) == 0
+
+    done = _run(app, path, agent.user.username, "--valid-only")
+    assert done.exit_code == 0 and "imported 3 leads" in done.output, done.output
+    by_name = {lead.first_name: lead.campaign_id for lead in db.session.query(Lead)}
+    assert by_name == {"Ana": campaign_id, "Ben": None, "Di": campaign_id}
+    # the attribution summary behind the sales dashboard counts them, written by the import
+    assert leads_and_conversions_by_campaign(None, None, None, None) == [(campaign_id, 2, 0)]

@@ -37,6 +37,7 @@ from app.core.types import utcnow
 from app.extensions import db
 from app.leads.models import Lead
 from app.leads.services import (
+    campaign_for_code,
     check_lead_email,
     check_lead_phone,
     duplicate_conflict,
@@ -45,7 +46,17 @@ from app.leads.services import (
 )
 from app.security.scoping import Actor
 
-COLUMNS = ("first_name", "last_name", "email", "phone", "company", "investment_capacity", "notes")
+COLUMNS = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company",
+    "investment_capacity",
+    "notes",
+    "campaign",
+)
+"""``campaign``: the reference (UTM code) of the campaign the leads came from, if any."""
 REQUIRED_COLUMNS = ("first_name", "last_name")
 MAX_ROWS = 200_000
 CHUNK_ROWS = 500  # rows per duplicate look-up (each of the four IN lists) and per progress step
@@ -185,9 +196,21 @@ def _prepare_row(
     raw: dict[str, str],
     actor: Actor | None,
     agent_branches: dict[int, int | None],
+    campaigns: dict[str, int | DomainError],
 ) -> _Row:
     values = {c: (raw.get(c) or "").strip() or None for c in COLUMNS}
+    code = values.pop("campaign")
     lead = Lead(**values, source="import", status="new")
+    if code:
+        if code not in campaigns:
+            try:
+                campaigns[code] = campaign_for_code(code)
+            except DomainError as exc:
+                campaigns[code] = exc
+        found = campaigns[code]
+        if isinstance(found, DomainError):
+            return _Row(number, None, None, None, [RowProblem(number, "campaign", found.message)])
+        lead.campaign_id = found
     if actor is not None:
         lead.branch_id = actor.branch_id  # an admin's import goes to their own branch
     try:
@@ -219,10 +242,11 @@ def check_rows(
     report = ImportReport(total=len(rows))
     seen: dict[tuple[str, str], int] = {}  # (field, value) -> row number of an earlier valid row
     agent_branches: dict[int, int | None] = {}
+    campaigns: dict[str, int | DomainError] = {}  # reference -> campaign id, once per file
     with db.session.no_autoflush:
         for start in range(0, len(rows), CHUNK_ROWS):
             chunk = [
-                _prepare_row(start + offset + 2, raw, actor, agent_branches)
+                _prepare_row(start + offset + 2, raw, actor, agent_branches, campaigns)
                 for offset, raw in enumerate(rows[start : start + CHUNK_ROWS])
             ]
             existing = find_exact_duplicates(
@@ -274,6 +298,7 @@ _INSERTED_COLUMNS = (
     "assigned_agent_id",
     "branch_id",
     "notes",
+    "campaign_id",
 )
 
 
