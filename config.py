@@ -97,6 +97,9 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
     PERMANENT_SESSION_LIFETIME = timedelta(hours=8)
+    # A session idle this long, or signed in this long ago, ends (app.security.sessions).
+    CRM_SESSION_IDLE_SECONDS = int(os.environ.get("CRM_SESSION_IDLE_SECONDS", 3600))
+    CRM_SESSION_MAX_SECONDS = int(os.environ.get("CRM_SESSION_MAX_SECONDS", 10 * 3600))
     MAX_CONTENT_LENGTH = int(os.environ.get("CRM_MAX_CONTENT_LENGTH", 25 * 1024 * 1024))
 
     # Business defaults

@@ -65,6 +65,12 @@ def create_app(config: object | None = None) -> Flask:
 
         register_views(builder)
         builder.sm.limit_api_login()
+        from app.security.sessions import install_server_sessions
+
+        install_server_sessions(app, builder)
+        from app.security.headers import install_security_headers
+
+        install_security_headers(app)
         _protect_forms_from_csrf(app, builder)
 
         from app.core.errors import register_error_handlers

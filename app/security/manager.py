@@ -77,6 +77,25 @@ class CrmSecurityManager(SecurityManager):
     # answers 500 to a non-numeric grouping; dashboards are served by our own Plotly views.
     userstatschartview = None
 
+    def register_views(self) -> None:
+        """FAB's screens and security APIs, but not FAB's own API-key API
+        (``/api/v1/security/api_keys/``): keys are made, listed and revoked through FinCRM's
+        ``/api/v1/apikey/`` and ``flask crm api-key`` alone, which audit each one
+        (``app.security.api_keys``)."""
+        from flask_appbuilder.security.manager import BaseSecurityManager
+
+        BaseSecurityManager.register_views(self)
+        if current_app.config.get("FAB_ADD_SECURITY_API", False):
+            for api in (
+                self.permission_api,
+                self.role_api,
+                self.user_api,
+                self.view_menu_api,
+                self.permission_view_menu_api,
+                self.group_api,
+            ):
+                self.appbuilder.add_api(api)
+
     def get_user_by_id(self, pk):
         """The signed-in user with their roles, groups, branch and its time zone, in one
         statement (FAB loads each collection lazily on every request, row scoping would read
@@ -87,13 +106,15 @@ class CrmSecurityManager(SecurityManager):
         from app.core.localtime import remember_zone
         from app.org.models import Branch, StaffProfile
         from app.security.scoping import UNSCOPED, remember_branch
+        from app.security.sessions import UserSession, remember_version
 
         user_model = self.user_model
         row = (
             self.session.execute(
-                select(user_model, StaffProfile.branch_id, Branch.timezone)
+                select(user_model, StaffProfile.branch_id, Branch.timezone, UserSession.version)
                 .outerjoin(StaffProfile, StaffProfile.user_id == user_model.id)
                 .outerjoin(Branch, Branch.id == StaffProfile.branch_id)
+                .outerjoin(UserSession, UserSession.user_id == user_model.id)
                 .where(user_model.id == pk)
                 .options(joinedload(user_model.roles), joinedload(user_model.groups)),
                 execution_options=UNSCOPED,
@@ -103,8 +124,9 @@ class CrmSecurityManager(SecurityManager):
         )
         if row is None:
             return None
-        user, branch_id, zone_name = row
+        user, branch_id, zone_name, version = row
         remember_branch(user.id, branch_id)
+        remember_version(user.id, version)
         remember_zone(user.id, zone_name)
         return user
 
