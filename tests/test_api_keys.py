@@ -153,3 +153,24 @@ def test_the_command_line_creates_and_revokes_a_key(client, app):
     creation = _audit_rows("ab_api_key", "create")[-1]
     assert creation.actor_name == "system"
     assert json.loads(creation.changes)["name"] == [None, "svc_agent API key"]
+
+
+def test_fabs_own_key_api_is_gone_so_every_key_is_made_through_the_audited_one(client, app):
+    from flask_appbuilder.security.sqla.models import ApiKey
+
+    _desk()
+    admin = _bearer(api_token(client, "keys_admin"))
+    for method, path in (
+        ("post", "/api/v1/security/api_keys/"),
+        ("get", "/api/v1/security/api_keys/"),
+    ):
+        answer = getattr(client, method)(path, json={"name": "side door"}, headers=admin)
+        assert answer.status_code == 404, (method, path, answer.status_code)
+    assert db.session.scalars(select(ApiKey)).all() == []
+    audited = len(_audit_rows("ab_api_key", "create"))
+    made = client.post(
+        "/api/v1/apikey/", json={"username": "svc_agent", "name": "lead sync"}, headers=admin
+    )
+    assert made.status_code == 201
+    assert len(db.session.scalars(select(ApiKey)).all()) == 1
+    assert len(_audit_rows("ab_api_key", "create")) == audited + 1  # made the audited way

@@ -91,9 +91,25 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     }
 
 
+REPORT_CSP_VIOLATIONS = """document.addEventListener("securitypolicyviolation", (e) =>
+  console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`));"""
+
+
 @pytest.fixture
 def context(new_context):
-    """pytest-playwright's context, failing after 10 s instead of 30 s when something is missing."""
+    """pytest-playwright's context, failing after 10 s instead of 30 s when something is missing;
+    every page of it is watched for Content-Security-Policy violations, and a test whose pages
+    had one fails (the screens, Plotly and Swagger must all work under the policy)."""
     browser_context = new_context()
     browser_context.set_default_timeout(10_000)
-    return browser_context
+    violations: list[str] = []
+    browser_context.add_init_script(REPORT_CSP_VIOLATIONS)
+
+    def watch(message) -> None:
+        text = message.text
+        if "Content Security Policy" in text or text.startswith("CSP violation"):
+            violations.append(f"{message.page.url if message.page else '?'}: {text}")
+
+    browser_context.on("console", watch)
+    yield browser_context
+    assert not violations, "\n".join(violations)
