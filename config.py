@@ -85,8 +85,12 @@ class Config:
 
     # Login throttling (FAB's form login and, through app.security, the API login).
     RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
-    AUTH_RATE_LIMITED = True
+    # One sign-in throttle for the form and the API (app.security.throttle); FAB's own limits
+    # only the form, so it stays off.
+    AUTH_RATE_LIMITED = False
+    CRM_LOGIN_THROTTLED = True
     AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per minute")
+    CRM_LOGIN_USERNAME_LIMIT = os.environ.get("CRM_LOGIN_USERNAME_LIMIT", "10 per minute")
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
 

@@ -224,7 +224,10 @@ class CrmSecurityManager(SecurityManager):
         if user:
             record_event("login", actor_id=user.id, actor_name=user.username)
         else:
+            from app.security.throttle import record_failure
+
             attempted = str(username or "")[:60]
+            record_failure(attempted)
             record_event(
                 "login_failed",
                 actor_name=attempted or "(blank)",
@@ -276,16 +279,8 @@ class CrmSecurityManager(SecurityManager):
         return user
 
     def limit_api_login(self) -> None:
-        """Throttle ``POST /api/v1/security/login`` (FAB limits only the form login)."""
-        if not current_app.config.get("AUTH_RATE_LIMITED"):
-            return
-        api = next(
-            (
-                view
-                for view in self.appbuilder.baseviews
-                if view.__class__.__name__ == "SecurityApi"
-            ),
-            None,
-        )
-        if api is not None:
-            self.limiter.limit(self.auth_rate_limit, methods=["POST"])(api.blueprint)
+        """One throttle for the form and the API sign-in (``app.security.throttle``); FAB's
+        own, which limits only the form, is off (``AUTH_RATE_LIMITED = False``)."""
+        from app.security.throttle import install_login_throttle
+
+        install_login_throttle(current_app)
