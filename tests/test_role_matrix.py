@@ -174,3 +174,24 @@ def test_role_endpoint_matrix(app, staff_by_role, role):
             )
     assert checked > 100
     assert not mismatches, "\n".join(mismatches)
+
+
+def test_the_readmes_role_table_is_made_from_roles_py():
+    from pathlib import Path
+
+    from app.security.roles import ROLE_TABLE_END, ROLE_TABLE_START, role_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    written = readme.split(ROLE_TABLE_START)[1].split(ROLE_TABLE_END)[0].strip()
+    assert written == role_table(), "run `flask --app run crm role-table` and paste it"
+    for role in ROLES:
+        assert f"| {role} |" in written
+
+
+def test_the_auditor_reads_every_record_but_not_the_admins_jobs_page(app, client):
+    make_staff("Auditor", make_branch(), "auditor_jobs")
+    db.session.commit()
+    login(client, "auditor_jobs")
+    assert client.get("/jobs/").status_code in (302, 403)
+    assert client.get("/auditlogview/list/").status_code == 200
+    assert client.get("/messagelogview/list/").status_code == 200

@@ -65,6 +65,14 @@ def seed_demo_command(leads: int) -> None:
         click.echo(f"  {username:<12} {role}")
 
 
+@crm_cli.command("role-table")
+def role_table_command() -> None:
+    """Print the README's role table, made from app/security/roles.py."""
+    from app.security.roles import role_table
+
+    click.echo(role_table())
+
+
 @crm_cli.command("audit-verify")
 @with_appcontext
 def audit_verify_command() -> None:

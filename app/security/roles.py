@@ -194,6 +194,9 @@ MENU_CATEGORIES: dict[str, tuple[str, ...]] = {
     "Organisation": ("Branches", "Staff", "Outbox", "Message log", "Preferences", "Jobs"),
 }
 MAX_TOP_MENUS = 7
+OPERATIONS_ONLY = frozenset({"Jobs"})
+"""Resources of running the system, not records: the Admin's alone (the Auditor reads every
+record but not these)."""
 # Every signed-in member of staff has these, whatever their role.
 EVERYONE: dict[str, frozenset[str]] = {"Home": R, "Notification": R, "Export": R}
 # Every role works on its own tasks (row scope decides which); the Auditor only reads them, so
@@ -387,7 +390,8 @@ ROLES: dict[str, RoleSpec] = {
                 **OWN_TASKS,
                 "ComplianceDashboard": R,
             },
-            "KYC review and approval, documents, compliance dashboard, audit log (read).",
+            "KYC review and approval, documents, compliance dashboard; reads the audit log and the "
+            "message log.",
         ),
         RoleSpec(
             "LoanOfficer",
@@ -432,8 +436,8 @@ ROLES: dict[str, RoleSpec] = {
         RoleSpec(
             "Auditor",
             SCOPE_ALL,
-            {resource: R for resource in RESOURCES},
-            "Read-only on everything, including the audit log.",
+            {resource: R for resource in RESOURCES if resource not in OPERATIONS_ONLY},
+            "Read-only on every record, including the audit log (not the Admin's jobs page).",
         ),
     )
 }
@@ -457,3 +461,54 @@ def menus_for(role: str) -> set[str]:
     }
     categories = {name for name, items in MENU_CATEGORIES.items() if entries.intersection(items)}
     return entries | categories
+
+
+SCOPE_WORDS = {
+    SCOPE_ALL: "all",
+    SCOPE_BRANCH: "their branch",
+    SCOPE_OWN: "their own: leads and clients assigned to them, and those clients' records",
+    SCOPE_BDM: "applications they are the BDM of; brokers who work with them",
+    SCOPE_BROKER: "applications they introduced",
+}
+ROLE_TABLE_START, ROLE_TABLE_END = "<!-- role table: start -->", "<!-- role table: end -->"
+
+
+def _words(resource: str) -> str:
+    out = "".join(
+        f" {c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(resource)
+    )
+    return out.replace("kyc", "KYC").replace("fx", "FX")
+
+
+def _grants_text(spec: RoleSpec) -> str:
+    grants = {r: a for r, a in spec.grants.items() if r not in EVERYONE or a != EVERYONE[r]}
+    if spec.name == ADMIN_ROLE:
+        return "every resource, every action; users, roles and API keys"
+    groups: dict[str, list[str]] = {}
+    for resource in RESOURCES:
+        actions = grants.get(resource)
+        if not actions:
+            continue
+        label = "/".join(a for a in (READ, WRITE, DELETE) if a in actions)
+        extra = sorted(actions - {READ, WRITE, DELETE})
+        key = label + (f", {', '.join(extra)}" if extra else "")
+        groups.setdefault(key, []).append(resource)
+    parts = []
+    for key, resources in groups.items():
+        missing = [r for r in RESOURCES if r not in resources and r not in EVERYONE]
+        if len(resources) > len(RESOURCES) * 0.8:
+            names = "every resource except " + ", ".join(_words(r) for r in missing)
+        else:
+            names = ", ".join(_words(r) for r in resources)
+        parts.append(f"{names} ({key})")
+    return "; ".join(parts)
+
+
+def role_table() -> str:
+    """The README's role table, made from ``ROLES`` (a test keeps the README equal to it)."""
+    lines = ["| role | what they do | grants (resource: actions) | rows |", "|---|---|---|---|"]
+    for spec in ROLES.values():
+        lines.append(
+            f"| {spec.name} | {spec.description} | {_grants_text(spec)} | {SCOPE_WORDS[spec.scope]} |"
+        )
+    return "\n".join(lines)
