@@ -95,3 +95,22 @@ def test_pdftoppm_renders_the_invoice_as_a_picture_that_is_not_blank(app, tmp_pa
     )
     blank_png = next(tmp_path.glob("blank*.png")).read_bytes()
     assert len(png) > 3 * len(blank_png)
+
+
+def test_free_text_with_markup_is_printed_as_text_in_the_pdf(app):
+    """Line descriptions and notes are free text: reportlab's paragraph markup in them is
+    printed literally, never obeyed (and never breaks the PDF)."""
+    lines = two_lines()
+    lines[0]["description"] = 'Retainer <b>bold</b> & <img src="x"/> <font size=40>big</font>'
+    invoice = services.create_invoice(
+        {
+            "client_id": make_client(name="Meera Iyer").id,
+            "due_date": date(2026, 4, 1),
+            "lines": lines,
+            "notes": "Pay <i>soon</i> & thanks",
+        }
+    )
+    db.session.commit()
+    text = _text(invoice_pdf(invoice))
+    assert "<b>bold</b>" in text and '<img src="x"/>' in text and "<font size=40>" in text
+    assert "Pay <i>soon</i> & thanks" in text

@@ -77,6 +77,9 @@ def staff(app):
         ("notes", "pay to \u202egpj.exe", "U+202E"),
         ("company", "Acme\x00Ltd", "NUL"),
         ("notes", "x" * 10_001, "too long"),
+        ("first_name", "<img src=x onerror=alert(1)>", "not markup"),
+        ("last_name", "Verma<script>", "not markup"),
+        ("company", "<b>Acme</b> Ltd", "not markup"),
     ],
 )
 def test_lead_api_refuses_hostile_text_naming_the_field(app, staff, field, value, words):
@@ -125,6 +128,7 @@ def test_names_in_any_single_script_are_accepted(app, name):
         ("Acme\u2060Traders", "word joiner"),
         ("Acme\x00", "NUL"),
         ("x" * 10_000, "name"),
+        ('Acme"><svg onload=alert(1)>', "not markup"),
     ],
 )
 def test_client_api_refuses_hostile_names(app, staff, value, words):

@@ -12,7 +12,8 @@ Text rules (every text field, through ``clean_text``):
   bidirectional overrides and isolates). The zero-width joiner and non-joiner (U+200D, U+200C)
   are allowed only after a letter of a script that writes with them (Indic, Arabic, ...) or an
   emoji, never beside Latin, Cyrillic or Greek letters or at the start of the text;
-* names (``clean_name``) and e-mail addresses: each word (each part of an address) is written
+* names (``clean_name``, and a lead's company): no ``<`` or ``>`` (no markup);
+* names and e-mail addresses: each word (each part of an address) is written
   in one script, so a Cyrillic "а" inside a Latin name or domain is refused. A name may still
   have words in different scripts ("Asha आशा").
 """
@@ -139,10 +140,21 @@ def clean_text(value: Any, field: str, max_length: int, required: bool = False) 
     return text
 
 
+MARKUP = re.compile(r"[<>]")
+
+
+def refuse_markup(text: str | None, field: str) -> None:
+    """Names go into e-mails, PDFs, exports and other systems: no angle brackets, so no
+    markup (``<img src=x onerror=...>``) can ride along, whatever a later consumer escapes."""
+    if text and MARKUP.search(text):
+        raise FieldError("may not contain < or >: a name is text, not markup.", field)
+
+
 def clean_name(value: Any, field: str, max_length: int, required: bool = False) -> str | None:
-    """A person's or company's name: ``clean_text`` and one script per word."""
+    """A person's or company's name: ``clean_text``, one script per word, no markup."""
     text = clean_text(value, field, max_length, required)
     if text is not None:
+        refuse_markup(text, field)
         refuse_mixed_scripts(text, field)
     return text
 

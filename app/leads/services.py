@@ -23,6 +23,7 @@ from app.core.validators import (
     normalise_email,
     normalise_phone,
     parse_choice,
+    refuse_markup,
 )
 from app.extensions import db
 from app.leads.models import (
@@ -93,6 +94,7 @@ def prepare_lead(
     for field, (limit, required) in LEAD_TEXT_LIMITS.items():
         clean = clean_name if field in ("first_name", "last_name") else clean_text
         setattr(lead, field, clean(getattr(lead, field), field, limit, required))
+    refuse_markup(lead.company, "company")
     lead.email = check_lead_email(lead.email)
     lead.phone = check_lead_phone(lead.phone)
     if not lead.email and not lead.phone:
