@@ -235,6 +235,18 @@ class CrmSecurityManager(SecurityManager):
             )
         return user
 
+    def load_user_jwt(self, _jwt_header, jwt_data):
+        """FAB's bearer-token user, refused (None: 401) when the token is of an earlier session
+        version: the user signed out, was deactivated or changed password since
+        (``app.security.sessions``; the version comes with the user, no extra statement)."""
+        from app.security.sessions import token_is_current
+
+        user = super().load_user_jwt(_jwt_header, jwt_data)
+        if user is not None and not token_is_current(jwt_data, user.id):
+            g.pop("user", None)
+            return None
+        return user
+
     def create_jwt_manager(self, app):
         """FAB's JWT manager; a token that is not a valid JWT (forged, cut, not a token at all)
         is an authentication failure, 401 like an expired one, not flask-jwt-extended's 422."""

@@ -162,23 +162,14 @@ def install_server_sessions(app: Flask, builder) -> None:
         except (TypeError, ValueError):
             return {}
 
-    @jwt.token_in_blocklist_loader
-    def _token_revoked(header: dict, payload: dict) -> bool:
-        try:
-            current = version_of(int(payload.get("sub")))
-        except (TypeError, ValueError):
-            return True
-        if payload.get(VERSION_KEY) == current:
-            return False
+    @jwt.user_lookup_error_loader
+    def _token_refused(header: dict, payload: dict):
         record_event(
             "session ended",
-            actor_id=int(payload["sub"]),
-            detail=f"bearer token of an earlier session version ({request.method} {request.path})",
+            actor_name="(bearer token)",
+            detail=f"bearer token of user {payload.get('sub')!r} refused: an earlier session "
+            f"version or an inactive user ({request.method} {request.path})",
         )
-        return True
-
-    @jwt.revoked_token_loader
-    def _revoked(header: dict, payload: dict):
         return (
             jsonify(
                 message="Not signed in: the bearer token was revoked (signed out, deactivated "
@@ -186,3 +177,8 @@ def install_server_sessions(app: Flask, builder) -> None:
             ),
             401,
         )
+
+
+def token_is_current(payload: dict, user_id: int) -> bool:
+    """Whether a bearer token's session version is the user's (read with the user)."""
+    return payload.get(VERSION_KEY) == version_of(user_id)
